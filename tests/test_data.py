@@ -68,6 +68,14 @@ def test_prepare_writes_disjoint_splits(tmp_path, task_name):
     assert sum(row["n"] for row in summary(splits)) == 23
 
 
+def test_prepare_passes_task_options(tmp_path):
+    cfg = {"source": "synthetic", "seed": 0, "train_size": 30, "val_size": 3, "test_seen_size": 4,
+           "test_unseen_size": 4, "options": {"vocabulary_size": 120}}
+    splits = prepare_task("word_sorting", cfg, tmp_path)
+    vocabulary = set(get_task("word_sorting", vocabulary_size=120).words)
+    assert {w for rows in splits.values() for e in rows for w in e.answer.split()} <= vocabulary
+
+
 def test_prepare_from_a_bigbench_file(tmp_path):
     cfg = {"source": str(FIXTURES / "bbh_word_sorting.json"), "seed": 0, "train_size": 10, "val_size": 1,
            "test_seen_size": 1, "test_unseen_size": 5}

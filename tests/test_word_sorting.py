@@ -328,3 +328,23 @@ def test_feedback_and_improve_survive_mangled_attempts(words, data):
         flagged = [s.line for s in map(formats.parse_step, rows) if s and s.label == fb.step]
         assert any(fb.segment in line for line in flagged)
         assert TASK.feedback(q, TASK.improve(q, attempt, fb)).is_correct
+
+
+def test_vocabulary_size_draws_from_a_fixed_subset():
+    task = get_task("word_sorting", vocabulary_size=150)
+    again = get_task("word_sorting", vocabulary_size=150)
+    assert len(task.words) == 150 and task.words == again.words
+    assert set(task.words) <= set(get_task("word_sorting").words)
+    examples = task.generate(200, "seen", seed=3, buckets=["2-3"])
+    used = {w for e in examples for w in e.answer.split()}
+    assert used <= set(task.words)
+    assert len(used) > 100  # the whole subset is in use, not a handful of words
+    for e in examples[:20]:
+        assert task.is_correct(task.parse_answer(e.rationale), e.answer)
+
+
+def test_bad_task_options_are_clear_errors():
+    with pytest.raises(ValueError, match="vocabulary_size"):
+        get_task("word_sorting", vocabulary_size=5)
+    with pytest.raises(ValueError, match="unsupported task options"):
+        get_task("multistep_arithmetic", vocabulary_size=300)

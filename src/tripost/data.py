@@ -33,7 +33,7 @@ def _unique(task, n: int, split: str, seed: int, buckets, exclude: set[str]) -> 
 
 
 def synthetic_splits(task_name: str, cfg: dict) -> dict[str, list[Example]]:
-    task = get_task(task_name)
+    task = get_task(task_name, **(cfg.get("options") or {}))
     buckets = cfg.get("buckets") or {}
     seed = int(cfg.get("seed", 0))
     train = _unique(task, cfg["train_size"], "seen", seed + 1, buckets.get("seen"), set())

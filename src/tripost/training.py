@@ -348,7 +348,8 @@ def stage_records(task_name: str, mode: str, train_file, params: dict, data_dir=
 
     if mode == "sft":
         cfg = section(params, "sft", task_name)
-        task = get_task(task_name)
+        dcfg = section(params, "data", task_name) if "data" in params else {}
+        task = get_task(task_name, **(dcfg.get("options") or {}))
         rows = read_jsonl(train_file)
         examples = [Example.from_dict(r) for r in rows]
         data_dir = Path(data_dir) if data_dir else Path(train_file).parent
@@ -357,7 +358,6 @@ def stage_records(task_name: str, mode: str, train_file, params: dict, data_dir=
             f = data_dir / f"{split}.jsonl"
             if f.exists():
                 exclude |= {r["question"] for r in read_jsonl(f)}
-        dcfg = section(params, "data", task_name) if "data" in params else {}
         buckets = (dcfg.get("buckets") or {}).get("seen")
         extra = extra_sft_examples(task, int(cfg.get("extra_examples", 0) or 0), buckets, exclude)
         return sft_records(task, examples + extra), cfg

@@ -17,11 +17,17 @@ _CLASSES = {
 }
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str, **options) -> Task:
+    """The task `name`; `options` are its generator settings (params.yaml `data.per_task.<task>.options`,
+    e.g. word_sorting's `vocabulary_size`)."""
     if name not in _CLASSES:
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
     module = importlib.import_module(f"tripost.tasks.{name}")
-    return getattr(module, _CLASSES[name])()
+    cls = getattr(module, _CLASSES[name])
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise ValueError(f"{name}: unsupported task options {sorted(options)} ({e})") from None
 
 
 def load_bigbench(path, task_name: str, strict: bool = False) -> list[Example]:

@@ -623,13 +623,27 @@ class WordSorting(Task):
     info = ""
     default_buckets = {"seen": ["2-3", "4-7"], "unseen": ["8-10", "11-15", "16-20"]}
 
+    def __init__(self, vocabulary_size: int | None = None):
+        """`vocabulary_size`: draw question words from a fixed subset of that many words of the
+        shipped list (a seeded sample, the same everywhere) instead of all 15k; the embedded default
+        uses it so a model trained from scratch sees each word often. Checking is unaffected."""
+        self.vocabulary_size = vocabulary_size
+        words = word_list()
+        if vocabulary_size is None:
+            self.words = words
+        else:
+            n = int(vocabulary_size)
+            if not MAX_WORDS <= n <= len(words):
+                raise ValueError(f"vocabulary_size must be between {MAX_WORDS} and {len(words)}, got {vocabulary_size!r}")
+            self.words = tuple(sorted(random.Random("word_sorting/vocabulary").sample(words, n)))
+
     # -- generation ---------------------------------------------------------------------------
     def check_bucket(self, bucket: str) -> None:
         _bucket_range(bucket)
 
     def sample(self, bucket: str, rng: random.Random) -> tuple[str, str]:
         a, b = _bucket_range(bucket)
-        words = rng.sample(word_list(), rng.randint(a, b))
+        words = rng.sample(self.words, rng.randint(a, b))
         return make_question(words), " ".join(sorted(words))
 
     def bucket_of(self, question: str) -> str:
