@@ -51,7 +51,7 @@ def test_smoke_pipeline_writes_the_table_metrics_and_figures(smoke_repo):
             assert (smoke_repo / "data" / task / f"{split}.jsonl").stat().st_size > 0
     results = (smoke_repo / "reports" / "results.md").read_text()
     assert "| TriPosT (t=2) |" in results and "| +ft SI. demo |" in results
-    for fig in ("accuracy_by_method", "si_by_iteration"):
+    for fig in ("accuracy_by_method", "si_by_iteration", "sft_loss_curves"):
         assert (smoke_repo / "reports" / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
     executed = sorted(p.name for p in (smoke_repo / "artifacts" / "notebooks").glob("*.ipynb"))
     assert "figures.ipynb" in executed and any(n.startswith("interact-") for n in executed)

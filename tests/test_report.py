@@ -30,3 +30,10 @@ def test_figures_are_written(tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = [{"task": "multistep_arithmetic", "ratio": r, "total": 0.3, "si_freq": r / 10} for r in (-1, 0.5, 1.5)]
     assert plots.ratio_sweep(rows, tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_sft_loss_curves_figure(tmp_path):
+    histories = {"multistep_arithmetic": [{"step": s, "loss": 6.0 / s} for s in range(1, 200, 20)],
+                 "word_sorting": [{"step": 1, "loss": 5.0}, {"step": 50, "loss": None}, {"step": 100, "loss": 0.4}]}
+    path = plots.sft_loss_curves(histories, tmp_path / "loss.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000

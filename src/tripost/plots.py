@@ -73,3 +73,19 @@ def ratio_sweep(rows: list[dict], path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend()
     return _save(fig, path)
+
+
+def sft_loss_curves(histories: dict[str, list[dict]], path) -> Path:
+    """M0's SFT learning curves: training loss against optimizer step, one line per task.
+    `histories`: task -> the `loss_history.json` rows ({"step", "loss", ...}) of its SFT run."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for task, rows in histories.items():
+        rows = [r for r in rows if r.get("loss") is not None]
+        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=TASK_LABELS.get(task, task))
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (answer tokens)")
+    ax.set_title("M0 (+ft) from scratch")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, path)
