@@ -70,3 +70,18 @@ def test_second_repro_is_a_no_op_and_one_parameter_reruns_only_its_stages(smoke_
         assert status and all(stage.startswith("evaluate@") for stage in status), sorted(status)
     finally:
         params_path.write_text(original)
+
+
+def test_ratio_sweep_with_dvc_exp_run(smoke_repo):
+    """`dvc exp run -S processing.improvement_ratio=...` reruns the pipeline at another ratio and
+    `python -m tripost.report sweep` turns `dvc exp show --json` into one row per ratio. Runs last:
+    the experiment's results are applied to the workspace."""
+    git = ["git", "-c", "user.name=tripost-tests", "-c", "user.email=tests@example.invalid"]
+    run(["git", "add", "-A"], smoke_repo)
+    run(git + ["commit", "-qm", "smoke run"], smoke_repo)  # dvc exp needs a commit to branch from
+    run(["dvc", "exp", "run", "-S", "processing.improvement_ratio=0.5"], smoke_repo)
+    run([sys.executable, "-m", "tripost.report", "sweep", "reports/ratio_sweep.json"], smoke_repo)
+    rows = json.loads((smoke_repo / "reports" / "ratio_sweep.json").read_text())
+    assert sorted(r["ratio"] for r in rows) == [0.5, 1.5]
+    assert {r["task"] for r in rows} == {"multistep_arithmetic"}
+    assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("total", "si_freq"))
