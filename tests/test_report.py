@@ -37,3 +37,12 @@ def test_sft_loss_curves_figure(tmp_path):
                  "word_sorting": [{"step": 1, "loss": 5.0}, {"step": 50, "loss": None}, {"step": 100, "loss": 0.4}]}
     path = plots.sft_loss_curves(histories, tmp_path / "loss.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+
+
+def test_sft_loss_histories_reads_existing_runs_only(tmp_path):
+    from tripost.report import sft_loss_histories
+
+    run = tmp_path / "word_sorting" / "ft"
+    run.mkdir(parents=True)
+    (run / "loss_history.json").write_text('[{"step": 1, "loss": 5.0}]')
+    assert sft_loss_histories(tmp_path, ["word_sorting", "logical_deduction"]) == {"word_sorting": [{"step": 1, "loss": 5.0}]}

@@ -184,7 +184,7 @@ def test_figures_notebook_runs_from_saved_metrics(tmp_path):
     sf.write_text(json.dumps(sweep))
     figs, results = tmp_path / "figures", tmp_path / "results.md"
     _run_nb("06_figures", tmp_path, {"metrics_file": str(mf), "sweep_file": str(sf), "out_dir": str(figs),
-                                     "results_file": str(results)})
+                                     "results_file": str(results), "models_dir": str(tmp_path / "no-models")})
     assert sorted(p.name for p in figs.glob("*.png")) == ["accuracy_by_method.png", "ratio_sweep.png",
                                                            "si_by_iteration.png"]
     table = results.read_text()

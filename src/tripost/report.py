@@ -98,6 +98,20 @@ def combine_metrics(paths) -> dict:
     return {t: {m: out[t][m] for m in method_order(out[t])} for t in tasks}
 
 
+def sft_loss_histories(models_dir, tasks) -> dict[str, list[dict]]:
+    """task -> the loss_history.json rows of its M0 (SFT) run, for the tasks whose
+    `<models_dir>/<task>/ft/loss_history.json` exists."""
+    import json
+    from pathlib import Path
+
+    out = {}
+    for task in tasks:
+        f = Path(models_dir) / task / "ft" / "loss_history.json"
+        if f.exists():
+            out[task] = json.loads(f.read_text())
+    return out
+
+
 def _last_tripost(rows: dict) -> str | None:
     its = sorted((int(m.rsplit("t", 1)[1]), m) for m in rows if m.startswith("tripost_t"))
     return its[-1][1] if its else None
