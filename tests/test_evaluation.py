@@ -173,6 +173,45 @@ def test_sweep_rows_from_dvc_exp_show(tmp_path):
     f = _write(tmp_path / "exp.json", exp_show)
     main(["sweep", str(tmp_path / "sweep.json"), str(f)])
     assert len(json.loads((tmp_path / "sweep.json").read_text())) == 3
+    assert rows[1]["share"] == 1.5 / 3.5
+
+
+def test_sweep_rows_prefer_per_stage_metrics_and_keep_only_swept_tasks():
+    """An experiment that reran only some tasks (`dvc exp run -S ... evaluate@<task>-tripost_t2`)
+    leaves the combined file stale: the per-stage files are read, and `tasks` drops the others."""
+    def run(ratio, ws_total, name):
+        return {"name": name, "data": {
+            "params": {"params.yaml": {"data": {"processing": {"improvement_ratio": ratio}}}},
+            "metrics": {
+                "reports/metrics.json": {"data": {"word_sorting": {"tripost_t2": {"total": 0.99}}}},
+                "reports/eval/word_sorting/tripost_t2/metrics.json": {"data": {"total": ws_total, "si_freq": 0.2}},
+                "reports/eval/word_sorting/tripost_t1/metrics.json": {"data": {"total": 0.0}},
+                "reports/eval/date_understanding/tripost_t2/metrics.json": {"data": {"total": 0.5}},
+                "interactions/word_sorting/ft/interaction_metrics.json": {"data": {"trajectories": 3}}}}}
+
+    exp_show = [{"rev": "main", **run(1.5, 0.3, None), "experiments": [{"revs": [run(4.67, 0.1, "exp-b")]}]}]
+    rows = sweep_rows(exp_show, tasks=["word_sorting"])
+    assert [(r["task"], r["ratio"], r["method"], r["total"]) for r in rows] == [
+        ("word_sorting", 1.5, "tripost_t2", 0.3), ("word_sorting", 4.67, "tripost_t2", 0.1)]
+    assert rows[1]["si_contrib"] is None and rows[1]["exp"] == "exp-b"
+    assert {r["task"] for r in sweep_rows(exp_show)} == {"word_sorting", "date_understanding"}
+
+
+def test_sweep_cli_task_filter(tmp_path):
+    from tripost.report import main
+
+    run = {"data": {"params": {"params.yaml": {"data": {"processing": {"improvement_ratio": 0.5}}}},
+                    "metrics": {"reports/eval/logical_deduction/tripost_t2/metrics.json": {"data": {"total": 0.2}},
+                                "reports/eval/word_sorting/tripost_t2/metrics.json": {"data": {"total": 0.4}}}}}
+    f = _write(tmp_path / "exp.json", [run])
+    main(["sweep", str(tmp_path / "sweep.json"), str(f), "--tasks", "logical_deduction"])
+    rows = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(r["task"], r["total"]) for r in rows] == [("logical_deduction", 0.2)]
+
+
+def test_combine_cli(tmp_path):
+    from tripost.report import main
+
     m = _write(tmp_path / "e" / "word_sorting" / "ft" / "metrics.json", {"total": 0.5})
     main(["combine", str(tmp_path / "metrics.json"), str(m)])
     assert json.loads((tmp_path / "metrics.json").read_text())["word_sorting"]["ft"]["total"] == 0.5

@@ -60,18 +60,22 @@ def si_by_iteration(metrics: dict, path) -> Path:
 
 
 def ratio_sweep(rows: list[dict], path) -> Path:
-    """rows: [{"task", "ratio", "total", "si_freq"}, ...] from `dvc exp` runs over the ratio r."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    """rows: [{"task", "ratio", "total", "si_freq", "si_contrib"}, ...] from `dvc exp` runs over the
+    improvement ratio r (improvement : other : gold = r : 1 : 1; the paper's share p = r / (r + 2))."""
+    panels = [("total", "total accuracy (%)"), ("si_freq", "SI frequency (%)"), ("si_contrib", "SI contribution (%)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(12, 3.6))
     for task in sorted({r["task"] for r in rows}):
-        pts = sorted((r["ratio"], r) for r in rows if r["task"] == task)
+        pts = sorted(((r["ratio"], r) for r in rows if r["task"] == task), key=lambda x: x[0])
         label = TASK_LABELS.get(task, task)
-        axes[0].plot([p for p, _ in pts], [100 * r["total"] for _, r in pts], marker="o", label=label)
-        axes[1].plot([p for p, _ in pts], [100 * r["si_freq"] for _, r in pts], marker="o", label=label)
-    for ax, title in zip(axes, ("total accuracy (%)", "SI frequency (%)")):
+        for ax, (key, _) in zip(axes, panels):
+            xy = [(x, 100 * r[key]) for x, r in pts if r.get(key) is not None]
+            ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=label)
+    for ax, (_, title) in zip(axes, panels):
         ax.set_title(title)
-        ax.set_xlabel("improvement : other ratio r (≤ 0: no rebalancing)")
+        ax.set_xlabel("improvement ratio r  (p = r / (r + 2))")
         ax.grid(alpha=0.3)
     axes[0].legend()
+    fig.tight_layout()
     return _save(fig, path)
 
 

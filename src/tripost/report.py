@@ -125,15 +125,33 @@ def _dig(d, keys):
     return d
 
 
+def _per_eval_metrics(metrics: dict, eval_dir: str) -> dict:
+    """task -> method -> row from the per-stage files `<eval_dir>/<task>/<method>/metrics.json`
+    of one `dvc exp show` run (what each evaluate stage itself wrote)."""
+    out: dict = {}
+    prefix = eval_dir.rstrip("/") + "/"
+    for path, entry in metrics.items():
+        parts = path[len(prefix):].split("/") if path.startswith(prefix) else []
+        row = _dig(entry, ["data"])
+        if len(parts) == 3 and parts[2] == "metrics.json" and isinstance(row, dict):
+            out.setdefault(parts[0], {})[parts[1]] = row
+    return out
+
+
 def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_file: str = "params.yaml",
-               method: str | None = None) -> list[dict]:
-    """Ratio-sweep rows [{"task", "ratio", "method", "total", "si_freq", "si_contrib", "exp"}] from the
-    parsed output of `dvc exp show --json` (any nesting: the workspace, baseline commits and their
-    experiments are all walked). Each run contributes its `processing.improvement_ratio` and, per task,
-    the metrics of `method` (default: the last TriPosT iteration) from its combined metrics file.
-    Runs with the same (task, ratio) keep the first seen."""
+               method: str | None = None, tasks=None, eval_dir: str = "reports/eval") -> list[dict]:
+    """Ratio-sweep rows [{"task", "ratio", "share", "method", "total", "si_freq", "si_contrib", "exp"}]
+    from the parsed output of `dvc exp show --json` (any nesting: the workspace, baseline commits and
+    their experiments are all walked). Each run contributes its `processing.improvement_ratio` r
+    (share = r / (r + 2), the improvement share p of the paper's ablation) and, per task, the metrics
+    of `method` (default: the last TriPosT iteration). The per-stage metrics files under `eval_dir`
+    are preferred to the combined `metrics_file`, so an experiment that reran only some tasks' stages
+    (`dvc exp run -S ... evaluate@<task>-tripost_t2`) still reports fresh numbers for them; `tasks`
+    keeps only the swept tasks (the others' files are the baseline's, unchanged). Runs with the same
+    (task, ratio) keep the first seen."""
     rows: list[dict] = []
     seen: set[tuple] = set()
+    keep = set(tasks) if tasks else None
 
     def visit(node, name=None):
         if isinstance(node, list):
@@ -144,20 +162,22 @@ def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_f
             return
         name = node.get("name") or node.get("rev") or name
         data = node.get("data") if isinstance(node.get("data"), dict) else None
-        if data and "params" in data and "metrics" in data:
+        if data and isinstance(data.get("params"), dict) and isinstance(data.get("metrics"), dict):
             ratio = _dig(data["params"], [params_file, "data", "processing", "improvement_ratio"])
-            metrics = _dig(data["metrics"], [metrics_file, "data"])
+            metrics = _per_eval_metrics(data["metrics"], eval_dir) or _dig(data["metrics"], [metrics_file, "data"])
             if ratio is not None and isinstance(metrics, dict):
+                ratio = float(ratio)
                 for task, methods in metrics.items():
-                    if not isinstance(methods, dict):
+                    if not isinstance(methods, dict) or (keep is not None and task not in keep):
                         continue
                     m = method or _last_tripost(methods)
-                    if m is None or m not in methods or (task, float(ratio)) in seen:
+                    if m is None or m not in methods or (task, ratio) in seen:
                         continue
-                    seen.add((task, float(ratio)))
+                    seen.add((task, ratio))
                     r = methods[m]
-                    rows.append({"task": task, "ratio": float(ratio), "method": m, "total": r.get("total"),
-                                 "si_freq": r.get("si_freq"), "si_contrib": r.get("si_contrib"), "exp": name})
+                    rows.append({"task": task, "ratio": ratio, "share": ratio / (ratio + 2) if ratio > 0 else None,
+                                 "method": m, "total": r.get("total"), "si_freq": r.get("si_freq"),
+                                 "si_contrib": r.get("si_contrib"), "exp": name})
         for v in node.values():
             if isinstance(v, (list, dict)):
                 visit(v, name)
@@ -187,6 +207,7 @@ def main(argv=None) -> None:
     s.add_argument("exp_show", nargs="?")
     s.add_argument("--metrics-file", default="reports/metrics.json")
     s.add_argument("--method", default=None)
+    s.add_argument("--tasks", nargs="+", default=None, help="only these tasks (the ones the experiments reran)")
     a = ap.parse_args(argv)
     if a.cmd == "combine":
         combined = combine_metrics(a.metrics)
@@ -198,7 +219,7 @@ def main(argv=None) -> None:
         else:
             data = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True,
                                              text=True).stdout)
-        rows = sweep_rows(data, metrics_file=a.metrics_file, method=a.method)
+        rows = sweep_rows(data, metrics_file=a.metrics_file, method=a.method, tasks=a.tasks)
         write_json(a.out, rows)
         print(f"{a.out}: {len(rows)} sweep rows")
 
