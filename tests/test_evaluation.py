@@ -207,6 +207,12 @@ def test_sweep_cli_task_filter(tmp_path):
     main(["sweep", str(tmp_path / "sweep.json"), str(f), "--tasks", "logical_deduction"])
     rows = json.loads((tmp_path / "sweep.json").read_text())
     assert [(r["task"], r["total"]) for r in rows] == [("logical_deduction", 0.2)]
+    # a later sweep of another task, merged into the same file: LD's rows stay, WS's are added
+    main(["sweep", str(tmp_path / "sweep.json"), str(f), "--tasks", "word_sorting", "--merge"])
+    rows = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(r["task"], r["total"]) for r in rows] == [("logical_deduction", 0.2), ("word_sorting", 0.4)]
+    main(["sweep", str(tmp_path / "sweep.json"), str(f), "--tasks", "word_sorting"])  # no --merge: replaced
+    assert [r["task"] for r in json.loads((tmp_path / "sweep.json").read_text())] == ["word_sorting"]
 
 
 def test_combine_cli(tmp_path):

@@ -188,8 +188,9 @@ def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_f
 
 def main(argv=None) -> None:
     """`python -m tripost.report combine OUT METRICS...` writes the combined task -> method file;
-    `python -m tripost.report sweep OUT [EXP_SHOW_JSON]` writes ratio-sweep rows from
-    `dvc exp show --json` output (a file, or run here when omitted)."""
+    `python -m tripost.report sweep OUT [EXP_SHOW_JSON] [--tasks T...] [--merge]` writes ratio-sweep
+    rows from `dvc exp show --json` output (a file, or run here when omitted); `--merge` replaces only
+    the rows of the tasks found and keeps the others already in OUT."""
     import argparse
     import json
     import subprocess
@@ -208,6 +209,8 @@ def main(argv=None) -> None:
     s.add_argument("--metrics-file", default="reports/metrics.json")
     s.add_argument("--method", default=None)
     s.add_argument("--tasks", nargs="+", default=None, help="only these tasks (the ones the experiments reran)")
+    s.add_argument("--merge", action="store_true",
+                   help="keep OUT's rows of other tasks (a sweep run task by task, on different baselines)")
     a = ap.parse_args(argv)
     if a.cmd == "combine":
         combined = combine_metrics(a.metrics)
@@ -220,6 +223,10 @@ def main(argv=None) -> None:
             data = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True,
                                              text=True).stdout)
         rows = sweep_rows(data, metrics_file=a.metrics_file, method=a.method, tasks=a.tasks)
+        if a.merge and Path(a.out).exists():
+            fresh = {r["task"] for r in rows}
+            kept = [r for r in json.loads(Path(a.out).read_text()) if r["task"] not in fresh]
+            rows = sorted(kept + rows, key=lambda r: (r["task"], r["ratio"]))
         write_json(a.out, rows)
         print(f"{a.out}: {len(rows)} sweep rows")
 
