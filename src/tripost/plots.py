@@ -65,10 +65,10 @@ def ratio_sweep(rows: list[dict], path) -> Path:
     panels = [("total", "total accuracy (%)"), ("si_freq", "SI frequency (%)"), ("si_contrib", "SI contribution (%)")]
     fig, axes = plt.subplots(1, len(panels), figsize=(12, 3.6))
     for task in sorted({r["task"] for r in rows}):
-        pts = sorted(((r["ratio"], r) for r in rows if r["task"] == task), key=lambda x: x[0])
+        pts = sorted((r for r in rows if r["task"] == task), key=lambda r: r["ratio"])
         label = TASK_LABELS.get(task, task)
         for ax, (key, _) in zip(axes, panels):
-            xy = [(x, 100 * r[key]) for x, r in pts if r.get(key) is not None]
+            xy = [(r["ratio"], 100 * r[key]) for r in pts if r.get(key) is not None]
             ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=label)
     for ax, (_, title) in zip(axes, panels):
         ax.set_title(title)

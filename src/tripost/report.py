@@ -131,11 +131,16 @@ def _per_eval_metrics(metrics: dict, eval_dir: str) -> dict:
     out: dict = {}
     prefix = eval_dir.rstrip("/") + "/"
     for path, entry in metrics.items():
-        parts = path[len(prefix):].split("/") if path.startswith(prefix) else []
         row = _dig(entry, ["data"])
-        if len(parts) == 3 and parts[2] == "metrics.json" and isinstance(row, dict):
-            out.setdefault(parts[0], {})[parts[1]] = row
+        if path.startswith(prefix) and path.count("/", len(prefix)) == 2 and path.endswith("/metrics.json") \
+                and isinstance(row, dict):
+            task, method = _task_method_from_path(path)
+            out.setdefault(task, {})[method] = row
     return out
+
+
+def _sweep_order(row: dict) -> tuple:
+    return row["task"], row["ratio"]
 
 
 def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_file: str = "params.yaml",
@@ -183,7 +188,7 @@ def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_f
                 visit(v, name)
 
     visit(exp_show)
-    return sorted(rows, key=lambda r: (r["task"], r["ratio"]))
+    return sorted(rows, key=_sweep_order)
 
 
 def main(argv=None) -> None:
@@ -226,7 +231,7 @@ def main(argv=None) -> None:
         if a.merge and Path(a.out).exists():
             fresh = {r["task"] for r in rows}
             kept = [r for r in json.loads(Path(a.out).read_text()) if r["task"] not in fresh]
-            rows = sorted(kept + rows, key=lambda r: (r["task"], r["ratio"]))
+            rows = sorted(kept + rows, key=_sweep_order)
         write_json(a.out, rows)
         print(f"{a.out}: {len(rows)} sweep rows")
 
