@@ -119,3 +119,35 @@ def test_greedy_accuracy_with_a_stub_task(tiny):
     assert res["total"] == pytest.approx(sum(acc) / 12)
     assert res["seen"] == pytest.approx(sum(acc[:8]) / 8)
     assert all("\nFeedback:" not in p["output"] for p in res["predictions"])
+
+
+def test_generation_benchmark_runs_both_workloads_and_writes_its_json(tiny, tmp_path):
+    """benchmarks/generation_throughput.py end to end on a saved tiny model (few prompts, few tokens)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model, tok = tiny
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "gen.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    res = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "generation_throughput.py"),
+         "--model", f"multistep_arithmetic={tmp_path / 'm'}", "--n", "6", "--batch-size", "4",
+         "--max-new-tokens", "12", "--si-max-new-tokens", "12", "--equality-n", "3", "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "overall speedup" in res.stdout and "self_improve" in res.stdout
+    d = json.loads(out.read_text())
+    assert [r["workload"] for r in d["rows"]] == ["answer", "self_improve"]
+    for r in d["rows"]:
+        assert r["prompts"] == 6 and r["gen_tokens"] > 0 and r["ours_s"] > 0 and r["hf_generate_s"] > 0
+        assert r["same_as_batched_hf"] == 1.0  # both paths decode the same greedy texts
+    total = sum(r["hf_generate_s"] for r in d["rows"]) / sum(r["ours_s"] for r in d["rows"])
+    assert d["speedup"] == pytest.approx(total)
+    assert set(d["speedup_by_workload"]) == {"answer", "self_improve"}
+    assert d["greedy_equality"]["total"] == 3 and d["greedy_equality"]["rate"] == 1.0
