@@ -58,9 +58,8 @@ def find_models(arg: str | None, task: str | None, stage: str = "ft") -> list[tu
 
 def task_examples(task_name: str, n: int, seed: int = 0) -> list:
     from tripost.data import load_split
-    from tripost.tasks import get_task
-
     from tripost.params import load_params, section
+    from tripost.tasks import get_task
 
     task = get_task(task_name)
     data = ROOT / "data" / task_name
@@ -95,7 +94,7 @@ def plain_generate(model, tokenizer, prompts, *, max_new_tokens, stop=None, batc
     try:
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True)
+            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(model.device)
             kw = {"stop_strings": list(stop), "tokenizer": tokenizer} if stop else {}
             out = model.generate(**enc, do_sample=False, temperature=None, top_p=None, top_k=None,
                                  max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=sorted(eos), **kw)
@@ -114,6 +113,8 @@ def plain_generate(model, tokenizer, prompts, *, max_new_tokens, stop=None, batc
     finally:
         tokenizer.padding_side = side
     return res
+
+
 def flops_per_token(model, mean_ctx: float) -> float:
     cfg = model.config
     linear = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embed_tokens" not in n)
