@@ -83,7 +83,9 @@ def task_prompts(task_name: str, n: int, seed: int = 0) -> list[str]:
 def plain_generate(model, tokenizer, prompts, *, max_new_tokens, stop=None, batch_size=32, **_ignored):
     """The baseline: plain greedy `model.generate` on fixed left-padded batches of length-sorted
     prompts; rows stop at EOS or at a stop string (HF's own `stop_strings`), a batch runs until its
-    last row stops. Returns tripost.generation.Generation objects like our path."""
+    last row stops. Returns tripost.generation.Generation objects like our path. (Unlike the
+    library's fallback `_generate_hf`, which cuts stop strings after generating, it passes HF's
+    `stop_strings`, so a baseline row stops as early as ours: a fair comparison.)"""
     from tripost.generation import Generation, _eos_ids
 
     eos = set(_eos_ids(model, tokenizer))
