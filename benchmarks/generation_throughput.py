@@ -136,6 +136,17 @@ def _row(workload, task_name, model, prompts_tok_mean, n_prompts, n_tok, n_tok_b
             "ours_pct_of_bound": 100 * n_tok / t_ours / bound, "same_as_batched_hf": same}
 
 
+def _timed(fn, *a, **kw):
+    t = time.perf_counter()
+    out = fn(*a, **kw)
+    return out, time.perf_counter() - t
+
+
+def _total_speedup(rows: list[dict]) -> float:
+    """Total baseline time over our total time (the ratio of sums, not a mean of ratios)."""
+    return sum(r["hf_generate_s"] for r in rows) / sum(r["ours_s"] for r in rows)
+
+
 def bench_answer(task_name, path, args, peak, eq):
     """M0 writes one greedy attempt per prompt; also the one-prompt-at-a-time equality check."""
     from tripost.evaluation import PLAIN_ANSWER_STOP
@@ -146,12 +157,8 @@ def bench_answer(task_name, path, args, peak, eq):
     prompts = task_prompts(task_name, args.n)
     kw = dict(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, stop=PLAIN_ANSWER_STOP)
     generate(model, tok, prompts[:4], max_new_tokens=8)  # warm-up
-    t = time.perf_counter()
-    ours = generate(model, tok, prompts, **kw)
-    t_ours = time.perf_counter() - t
-    t = time.perf_counter()
-    base = plain_generate(model, tok, prompts, **kw)
-    t_base = time.perf_counter() - t
+    ours, t_ours = _timed(generate, model, tok, prompts, **kw)
+    base, t_base = _timed(plain_generate, model, tok, prompts, **kw)
     plen = sum(len(tok(p)["input_ids"]) for p in prompts) / len(prompts)
     same = sum(a.text == b.text for a, b in zip(ours, base)) / len(prompts)
     row = _row("answer", task_name, model, plen, len(prompts), sum(g.num_tokens for g in ours),
@@ -184,12 +191,8 @@ def bench_self_improve(task_name, path, args, peak):
     kw = dict(max_generation_calls=int(cfg["max_generation_calls"]),
               max_new_tokens=int(args.si_max_new_tokens or cfg["max_new_tokens"]), batch_size=args.batch_size)
     generate(model, tok, [task.prompt(questions[0])], max_new_tokens=8)  # warm-up
-    t = time.perf_counter()
-    ours = self_improve(task, questions, model, tok, generate_fn=generate, **kw)
-    t_ours = time.perf_counter() - t
-    t = time.perf_counter()
-    base = self_improve(task, questions, model, tok, generate_fn=plain_generate, **kw)
-    t_base = time.perf_counter() - t
+    ours, t_ours = _timed(self_improve, task, questions, model, tok, generate_fn=generate, **kw)
+    base, t_base = _timed(self_improve, task, questions, model, tok, generate_fn=plain_generate, **kw)
     plen = sum(len(tok(task.prompt(q))["input_ids"]) for q in questions) / len(questions)
     same = sum(a.completion == b.completion for a, b in zip(ours, base)) / len(questions)
     return _row("self_improve", task_name, model, plen, len(questions), sum(r.tokens for r in ours),
@@ -236,9 +239,8 @@ def main() -> None:
             r = rows[-1]
             print(f"{workload} {task_name}: {r['speedup']:.2f}x ({r['ours_s']:.1f}s vs {r['hf_generate_s']:.1f}s)",
                   flush=True)
-    speedup = sum(r["hf_generate_s"] for r in rows) / sum(r["ours_s"] for r in rows)
-    by_workload = {w: sum(r["hf_generate_s"] for r in rows if r["workload"] == w)
-                   / sum(r["ours_s"] for r in rows if r["workload"] == w) for w in workloads}
+    speedup = _total_speedup(rows)
+    by_workload = {w: _total_speedup([r for r in rows if r["workload"] == w]) for w in workloads}
     print(table(rows, ["workload", "task", "prompts", "mean_new_tokens", "max_new_tokens_seen", "ours_tok_s",
                        "hf_generate_tok_s", "speedup", "flop_bound_tok_s", "ours_pct_of_bound", "same_as_batched_hf"]))
     for w, x in by_workload.items():
