@@ -1,5 +1,6 @@
 """Data preparation and the loaders of real BIG-Bench files (fixtures written by us)."""
 
+import json
 import warnings
 from pathlib import Path
 
@@ -34,6 +35,19 @@ def test_bigbench_task_json_with_target_scores():
     examples = load_bigbench(FIXTURES / "bigbench_logical_deduction_task.json", "logical_deduction", strict=True)
     assert [e.answer for e in examples] == ["A", "B"]
     assert "Options:\n(A)" in examples[0].question
+
+
+def test_bigbench_date_task_json_with_and_without_option_letters(tmp_path):
+    stem = "Today is Christmas Eve of 1937. What is the date 10 days ago in MM/DD/YYYY?"
+    scores = {"12/14/1937": 1, "12/14/2026": 0, "12/14/1950": 0, "12/14/2007": 0, "07/14/1938": 0}
+    path = tmp_path / "task.json"
+    path.write_text(json.dumps({"examples": [{"input": stem, "target_scores": scores}]}))
+    lettered, = load_bigbench(path, "date_understanding", strict=True)
+    bare, = load_bigbench(path, "date_understanding", strict=True, options={"option_letters": False})
+    assert "(A) " in lettered.question and len(lettered.answer) == 1  # the paper: a letter
+    assert bare.answer == "12/14/1937" and "(A)" not in bare.question  # BIG-Bench's own: the option text
+    assert bare.question.splitlines()[2:] == [line[4:] for line in lettered.question.splitlines()[2:]]
+    assert get_task("date_understanding", option_letters=False).feedback(bare.question, bare.rationale).is_correct
 
 
 def test_unreadable_items_are_skipped_with_a_count():

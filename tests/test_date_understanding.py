@@ -488,3 +488,69 @@ def test_from_bigbench_task_json_format():
         TASK.from_bigbench(stem, "01/01/2000", choices=choices)
     with pytest.raises(ValueError):
         TASK.from_bigbench(stem, "12/14/2026", choices=choices)  # the target is not what the solver computes
+
+
+# ------------------------------------------------------------------------------------------------
+# unlettered options (the default profile): answered with the option's date
+# ------------------------------------------------------------------------------------------------
+
+BARE = DateUnderstanding(option_letters=False)
+BARE_DECEMBER = re.sub(r"^\([A-F]\) ", "", DECEMBER, flags=re.M)
+
+
+def test_unlettered_questions_match_the_lettered_ones_without_letters():
+    for bucket in BUCKETS:
+        for seed in range(15):
+            lq, la = TASK.sample(bucket, random.Random(f"u/{bucket}/{seed}"))
+            bq, ba = BARE.sample(bucket, random.Random(f"u/{bucket}/{seed}"))
+            assert bq == re.sub(r"^\([A-F]\) ", "", lq, flags=re.M)  # same question, same options
+            assert ba == _options(lq)[la]  # the answer is the right option's date
+            rationale = BARE.solve(bq)
+            assert rationale.splitlines()[:-1] == TASK.solve(lq).splitlines()[:-1]
+            assert rationale.splitlines()[-1] == f"(Final response) So the answer is {ba}."
+            assert BARE.parse_answer(rationale) == ba and BARE.is_correct(BARE.parse_answer(rationale), ba)
+            assert BARE.feedback(bq, rationale).is_correct and BARE.has_valid_content(bq, rationale)
+            assert BARE.bucket_of(bq) == bucket
+
+
+@HYP
+@given(st.sampled_from(BUCKETS), st.integers(0, 10**6), st.integers(0, 10**6))
+def test_unlettered_planted_error_is_located_and_improve_fixes_it(bucket, seed, seed2):
+    question, answer = BARE.sample(bucket, random.Random(seed))
+    gold = BARE.solve(question)
+    attempt, label = BARE.corrupt(question, gold, random.Random(seed2))
+    fb = BARE.feedback(question, attempt)
+    assert not fb.is_correct and fb.step == label and fb.segment in attempt
+    assert formats.parse_feedback(fb.text) == fb
+    improved = BARE.improve(question, attempt, fb)
+    assert BARE.feedback(question, improved).is_correct and BARE.parse_answer(improved) == answer
+
+
+def test_unlettered_feedback_parse_and_valid_content():
+    gold = BARE.solve(BARE_DECEMBER)
+    assert gold.endswith("(Final response) So the answer is 12/14/1937.")
+    wrong = gold.replace("answer is 12/14/1937.", "answer is 12/14/2026.")
+    fb = BARE.feedback(BARE_DECEMBER, wrong)
+    assert (fb.step, fb.segment, fb.reason) == (
+        "Final response", "the answer is 12/14/2026.", "the answer is the date the last step found, 12/14/1937")
+    assert BARE.improve(BARE_DECEMBER, wrong, fb) == gold
+    assert BARE.parse_answer(wrong) == "12/14/2026"
+    assert BARE.parse_answer("(Final response) So the answer is 2/3/2001.") == "02/03/2001"  # normalised
+    assert BARE.parse_answer("(Final response) So the answer is 12/14/19377.") is None
+    assert not BARE.has_valid_content(BARE_DECEMBER, wrong)  # 12/14/2026 is an option, not the last date
+    assert not BARE.has_valid_content(BARE_DECEMBER, gold.replace("12/14/1937.", "12/15/1937."))
+    # a lettered question is still solved and checked as lettered by the same task object
+    assert BARE.solve(DECEMBER) == TASK.solve(DECEMBER)
+
+
+def test_unlettered_from_task_json_and_bad_option():
+    stem = "Today is Christmas Eve of 1937. What is the date 10 days ago in MM/DD/YYYY?"
+    choices = ["12/14/1937", "12/14/2026", "12/14/1950", "12/14/2007", "07/14/1938", "12/14/1988"]
+    ex = BARE.from_bigbench(stem, "12/14/1937", choices=choices)
+    assert ex.answer == "12/14/1937" and ex.question == stem + "\nOptions:\n" + "\n".join(choices)
+    assert BARE.feedback(ex.question, ex.rationale).is_correct
+    assert BARE.from_bigbench(DECEMBER, "(D)").answer == "D"  # BBH items come lettered
+    with pytest.raises(ValueError, match="option_letters"):
+        get_task("date_understanding", option_letters="no")
+    with pytest.raises(ValueError, match="option not understood"):
+        BARE.solve(BARE_DECEMBER.replace("07/14/1938", "(E) 07/14/1938"))  # mixed styles

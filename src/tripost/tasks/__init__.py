@@ -30,11 +30,11 @@ def get_task(name: str, **options) -> Task:
         raise ValueError(f"{name}: unsupported task options {sorted(options)} ({e})") from None
 
 
-def load_bigbench(path, task_name: str, strict: bool = False) -> list[Example]:
+def load_bigbench(path, task_name: str, strict: bool = False, options: dict | None = None) -> list[Example]:
     """Examples from a BIG-Bench-Hard or BIG-Bench task.json file (see tasks/bigbench.py)."""
     from tripost.tasks.bigbench import load_bigbench as _load
 
-    return _load(path, task_name, strict=strict)
+    return _load(path, task_name, strict=strict, options=options)
 
 
 __all__ = ["Example", "Feedback", "SPLITS", "TASK_NAMES", "Task", "get_task", "load_bigbench"]

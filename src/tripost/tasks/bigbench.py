@@ -40,15 +40,16 @@ def _target_and_choices(item: dict) -> tuple[str, list[str] | None]:
     return target, None
 
 
-def load_bigbench(path, task_name: str, strict: bool = False) -> list[Example]:
+def load_bigbench(path, task_name: str, strict: bool = False, options: dict | None = None) -> list[Example]:
     """All items of `path` the task can read and solve, as Examples.
 
     Items the task cannot handle are skipped with one warning that counts them (the date solver
-    abstains by design); `strict=True` raises on the first one instead.
+    abstains by design); `strict=True` raises on the first one instead. `options` are the task's
+    (params `data.per_task.<task>.options`; e.g. date understanding's `option_letters`).
     """
     from tripost.tasks import get_task
 
-    task = get_task(task_name)
+    task = get_task(task_name, **(options or {}))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"BIG-Bench file not found: {path}")

@@ -1,5 +1,6 @@
 """Date Understanding (spec §1.3): BIG-Bench questions about dates, answered as one of six lettered
-MM/DD/YYYY options.
+MM/DD/YYYY options (the paper's format) or, with `option_letters=False`, with the option's date
+itself (BIG-Bench's own multiple choice, which scores the option texts).
 
 Everything here is scripted and works on the question text alone:
 
@@ -18,6 +19,7 @@ Everything here is scripted and works on the question text alone:
       (2) 10 days before today is December 14, 1937, that is 12/14/1937.
       (Final response) So the answer is (D).
 
+  With unlettered options the final response names the date: "So the answer is 12/14/1937."
   The number of non-final steps is the bucket ("1", "2", "3", "4+"); 1-2 steps are "seen",
   3 or more "unseen" (the paper's split of Codex rationales).
 * `feedback` recomputes every step: the dates, weekdays, leap-year statements and numbers a step
@@ -1113,6 +1115,7 @@ def _shift_variants(shift: _Shift, chain: _Chain) -> list[_Spec]:
 # ------------------------------------------------------------------------------------------------
 
 _OPTION_RE = re.compile(r"^\(([A-Fa-f])\)\s*(\d{1,2})/(\d{1,2})/(\d{4})\s*$")
+_BARE_OPTION_RE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s*$")
 _QUESTION_RE = re.compile(r"^(?P<premise>.*?)\s*What is the date (?P<ask>[^?]+?) in MM/DD/YYYY\?\s*$", re.S)
 LETTERS = "ABCDEF"
 
@@ -1160,9 +1163,22 @@ class _GoldStep:
 @dataclass
 class _Plan:
     specs: list
-    options: list  # option triples in letter order
-    letter: str
+    options: list  # option triples in the question's order
+    index: int  # the right option
     target: Tup
+    lettered: bool = True  # options "(A) 12/14/1937" (answer "A") or bare "12/14/1937" (answer the date)
+
+    @property
+    def answer(self) -> str:
+        """The gold answer string: the right option's letter, or its date."""
+        return self.name(self.index)
+
+    def name(self, i: int) -> str:
+        return LETTERS[i] if self.lettered else _num(self.options[i])
+
+    def said(self, i: int) -> str:
+        """How a final response names option i: "(D)" or "12/14/1937"."""
+        return f"({LETTERS[i]})" if self.lettered else _num(self.options[i])
 
     def gold_steps(self) -> list[_GoldStep]:
         out = []
@@ -1181,12 +1197,17 @@ class _Plan:
 
     def rationale(self) -> str:
         lines = [f"({i + 1}) {g.text}" for i, g in enumerate(self.gold_steps())]
-        lines.append(f"({FINAL_LABEL}) So the answer is ({self.letter}).")
+        lines.append(_final(self.said(self.index)))
         return "\n".join(lines)
 
 
+def _final(said: str) -> str:
+    return f"({FINAL_LABEL}) So the answer is {said}."
+
+
 def _split_question(question: str) -> tuple[str, list[Tup] | None]:
-    """(stem, options) - options None when the text has no Options block."""
+    """(stem, options) - options None when the text has no Options block. Options are all lettered
+    ("(A) 12/14/1937") or all bare ("12/14/1937")."""
     q = question.strip()
     if q.startswith("Q:"):
         q = q[2:].strip()
@@ -1201,13 +1222,29 @@ def _split_question(question: str) -> tuple[str, list[Tup] | None]:
         line = line.strip()
         if not line:
             continue
-        m = _OPTION_RE.match(line)
-        if m is None or len(options) >= len(LETTERS) or m.group(1).upper() != LETTERS[len(options)]:
-            raise ValueError(f"option not understood: {line!r}")
-        options.append((int(m.group(4)), int(m.group(2)), int(m.group(3))))
+        if len(options) >= len(LETTERS):
+            raise ValueError(f"more than {len(LETTERS)} options")
+        if _is_lettered(block):
+            m = _OPTION_RE.match(line)
+            if m is None or m.group(1).upper() != LETTERS[len(options)]:
+                raise ValueError(f"option not understood: {line!r}")
+            m_, d_, y_ = m.group(2), m.group(3), m.group(4)
+        else:
+            m = _BARE_OPTION_RE.match(line)
+            if m is None:
+                raise ValueError(f"option not understood: {line!r}")
+            m_, d_, y_ = m.group(1), m.group(2), m.group(3)
+        options.append((int(y_), int(m_), int(d_)))
     if len(options) < 2:
         raise ValueError("fewer than two options")
     return stem, options
+
+
+def _is_lettered(text: str) -> bool:
+    """Whether the options of a question (or of its Options block) carry letters."""
+    block = text[text.find("Options:") + len("Options:"):] if "Options:" in text else text
+    first = next((line.strip() for line in block.splitlines() if line.strip()), "")
+    return first.startswith("(")
 
 
 def _candidates(stem: str) -> list[list[_Spec]]:
@@ -1265,7 +1302,7 @@ def _plan_inner(question: str) -> _Plan:
         raise ValueError("the computed date is not among the options" if not hits
                          else "ambiguous question: more than one reading gives an option")
     (target, specs), = hits.items()
-    return _Plan(specs, options, LETTERS[options.index(target)], target)
+    return _Plan(specs, options, options.index(target), target, _is_lettered(question))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1529,7 +1566,32 @@ def _distractors(gold: dt.date, today: dt.date, rng: random.Random) -> list[dt.d
 # the Task
 # ------------------------------------------------------------------------------------------------
 
-_ANSWER_RE = re.compile(r"answer is \(([A-Fa-f])\)")
+_ANSWER_RE = re.compile(r"answer is (?:\(([A-Fa-f])\)|(\d{1,2})/(\d{1,2})/(\d{4})(?![\d/]))")
+
+
+def _named_answer(text: str) -> str | None:
+    """The last "answer is (X)" / "answer is MM/DD/YYYY" of a final response: "X" or "MM/DD/YYYY"."""
+    found = _ANSWER_RE.findall(text)
+    if not found:
+        return None
+    letter, m, d, y = found[-1]
+    return letter.upper() if letter else _num((int(y), int(m), int(d)))
+
+
+def _chosen(text: str, plan_or_options, lettered: bool | None = None) -> int | None:
+    """The option a final response names (its index), or None."""
+    if isinstance(plan_or_options, _Plan):
+        options, lettered = plan_or_options.options, plan_or_options.lettered
+    else:
+        options = plan_or_options
+    named = _named_answer(text)
+    if named is None:
+        return None
+    if lettered:
+        i = LETTERS.find(named) if len(named) == 1 else -1
+        return i if 0 <= i < len(options) else None
+    names = [_num(o) for o in options]
+    return names.index(named) if named in names else None
 _BUCKETS = ("1", "2", "3", "4+")
 
 
@@ -1538,11 +1600,21 @@ def _bucket(n_steps: int) -> str:
 
 
 class DateUnderstanding(Task):
+    """`option_letters`: generated questions letter their options and are answered with the
+    letter (the paper), or list bare dates and are answered with the date (the default profile:
+    a from-scratch small model computes the date but does not learn the letter lookup,
+    docs/small-model.md). Solving, parsing and checking read the format from the question."""
+
     name: ClassVar[str] = "date_understanding"
     info: ClassVar[str] = ""
     default_buckets: ClassVar[dict[str, list[str]]] = {"seen": ["1", "2"], "unseen": ["3", "4+"]}
     # BIG-Bench's task.json lists the right date first; the paper shuffled the options (seed 42).
     shuffle_bigbench_choices: ClassVar[bool] = True
+
+    def __init__(self, option_letters: bool = True):
+        if not isinstance(option_letters, bool):
+            raise ValueError(f"option_letters must be true or false, got {option_letters!r}")
+        self.option_letters = option_letters
 
     # -- generation ---------------------------------------------------------------------------
     def check_bucket(self, bucket: str) -> None:
@@ -1584,15 +1656,14 @@ class DateUnderstanding(Task):
             options.append(gold)
             rng.shuffle(options)
             question = stem + "\nOptions:\n" + "\n".join(
-                f"({LETTERS[i]}) {_num(o)}" for i, o in enumerate(options))
+                f"({LETTERS[i]}) {_num(o)}" if self.option_letters else _num(o) for i, o in enumerate(options))
             try:
                 plan = _plan(question)
             except ValueError:
                 continue
-            letter = LETTERS[options.index(gold)]
-            if plan.letter != letter:
+            if plan.index != options.index(gold):
                 continue
-            return question, letter
+            return question, plan.answer
         raise RuntimeError(f"could not generate a question for bucket {bucket!r}")  # pragma: no cover
 
     def bucket_of(self, question: str) -> str:
@@ -1608,8 +1679,7 @@ class DateUnderstanding(Task):
             for line in reversed(attempt.splitlines()):
                 step = formats.parse_step(line)
                 if step is not None and step.label == FINAL_LABEL:
-                    found = _ANSWER_RE.findall(step.text)
-                    return found[-1].upper() if found else None
+                    return _named_answer(step.text)
             return None
         except Exception:  # noqa: BLE001 - a parser of model output never raises
             return None
@@ -1621,11 +1691,11 @@ class DateUnderstanding(Task):
             body, final = _attempt_steps(attempt)
             if options is None or final is None or not body:
                 return False
-            found = _ANSWER_RE.findall(final.text)
-            if not found or LETTERS.index(found[-1].upper()) >= len(options):
+            i = _chosen(final.text, options, _is_lettered(question))
+            if i is None:
                 return False
             dates = [t.value for t in _tokens(body[-1].text) if t.kind == "date"]
-            return bool(dates) and dates[-1] == options[LETTERS.index(found[-1].upper())]
+            return bool(dates) and dates[-1] == options[i]
         except Exception:  # noqa: BLE001 - a check of model output never raises
             return False
 
@@ -1657,13 +1727,11 @@ class DateUnderstanding(Task):
             return error(body[-1], body[-1].text, f"the answer stops here; the next step is: {nxt}")
         if final is None:
             return error(body[-1], body[-1].text,
-                         f"the attempt ends without a final response; the option with {_num(plan.target)} "
-                         f"is ({plan.letter})")
-        found = _ANSWER_RE.findall(final.text)
-        if not found or found[-1].upper() != plan.letter:
+                         f"the attempt ends without a final response; {_right_option(plan)}")
+        if _chosen(final.text, plan) != plan.index:
             m = re.search(r"the answer is.*", final.text, re.I)
             segment = m.group(0) if m else final.text
-            return error(final, segment, f"the option with {_num(plan.target)} is ({plan.letter})")
+            return error(final, segment, _right_option(plan))
         return Feedback(True, None, None, None, formats.correct_feedback_text(used))
 
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
@@ -1680,7 +1748,7 @@ class DateUnderstanding(Task):
         lines = [s.line for s in prefix]
         for j in range(k, len(gold)):
             lines.append(f"({j + 1}) {gold[j].text}")
-        lines.append(f"({FINAL_LABEL}) So the answer is ({plan.letter}).")
+        lines.append(_final(plan.said(plan.index)))
         return "\n".join(lines)
 
     def corrupt(self, question: str, rationale: str, rng: random.Random) -> tuple[str, str]:
@@ -1695,9 +1763,9 @@ class DateUnderstanding(Task):
         for _ in range(50):
             kind = rng.choice(kinds)
             if kind == "letter":
-                wrong = rng.choice([x for x in LETTERS[: len(plan.options)] if x != plan.letter])
+                wrong = rng.choice([i for i in range(len(plan.options)) if i != plan.index])
                 lines = [f"({i + 1}) {_text(p)}" for i, p in enumerate(_render_steps(gold_run))]
-                lines.append(f"({FINAL_LABEL}) So the answer is ({wrong}).")
+                lines.append(_final(plan.said(wrong)))
                 return "\n".join(lines), FINAL_LABEL
             if kind == "conversion":
                 at, ov = n - 1, None
@@ -1731,8 +1799,11 @@ class DateUnderstanding(Task):
             lines = [f"({i + 1}) {_text(p)}" for i, p in enumerate(_render_steps(run))]
             if lines[at] == f"({at + 1}) {_text(_render_steps(gold_run)[at])}":
                 continue  # pragma: no cover - the planted error always shows
-            letter = _closest_letter(run.conv, run.steps[-1][2], plan)
-            lines.append(f"({FINAL_LABEL}) So the answer is ({letter}).")
+            if plan.lettered:
+                said = plan.said(_closest_option(run.conv, run.steps[-1][2], plan))
+            else:  # the model names the date it found, an option or not
+                said = _num(run.conv)
+            lines.append(_final(said))
             return "\n".join(lines), str(at + 1)
         raise RuntimeError("could not plant an error")  # pragma: no cover
 
@@ -1751,19 +1822,20 @@ class DateUnderstanding(Task):
             tgt = str(tgt).strip()
             if tgt not in opts:
                 raise ValueError("target is not one of the choices")
-            letter = LETTERS[opts.index(tgt)]
-            question = text + "\nOptions:\n" + "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(opts))
-        else:
+            index = opts.index(tgt)
+            question = text + "\nOptions:\n" + "\n".join(
+                f"({LETTERS[i]}) {o}" if self.option_letters else o for i, o in enumerate(opts))
+        else:  # BIG-Bench-Hard: lettered options in the input, the target "(D)"
             m = re.fullmatch(r"\(?([A-Fa-f])\)?", str(target).strip())
             if not m:
                 raise ValueError(f"target not understood: {target!r}")
-            letter = m.group(1).upper()
+            index = LETTERS.index(m.group(1).upper())
             question = text
         plan = _plan(question)
-        if plan.letter != letter:
-            raise ValueError(f"solver answers ({plan.letter}) but the target is ({letter})")
+        if plan.index != index:
+            raise ValueError(f"solver answers {plan.said(plan.index)} but the target is {plan.said(index)}")
         bucket = _bucket(len(plan.specs))
-        return Example(question, letter, plan.rationale(), bucket, self.split_of(bucket))
+        return Example(question, plan.answer, plan.rationale(), bucket, self.split_of(bucket))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1862,17 +1934,22 @@ def _wrong_calendar(src: dt.date, delta: int) -> list[Tup]:
     return out
 
 
-def _closest_letter(conv: Tup, carried: dt.date, plan: _Plan) -> str:
+def _right_option(plan: _Plan) -> str:
+    if plan.lettered:
+        return f"the option with {_num(plan.target)} is ({LETTERS[plan.index]})"
+    return f"the answer is the date the last step found, {_num(plan.target)}"
+
+
+def _closest_option(conv: Tup, carried: dt.date, plan: _Plan) -> int:
     """The option a model would pick for its (wrong) date: that date if it is an option, else the
     nearest other option."""
     if conv in plan.options:
-        return LETTERS[plan.options.index(conv)]
+        return plan.options.index(conv)
     ref = _valid(conv) or carried
 
     def dist(o):
         d = _valid(o)
         return abs((d - ref).days) if d else 10**9
 
-    others = [i for i, o in enumerate(plan.options) if LETTERS[i] != plan.letter]
-    best = min(others, key=lambda i: (dist(plan.options[i]), i))
-    return LETTERS[best]
+    others = [i for i in range(len(plan.options)) if i != plan.index]
+    return min(others, key=lambda i: (dist(plan.options[i]), i))
