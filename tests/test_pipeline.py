@@ -51,6 +51,11 @@ def test_smoke_pipeline_writes_the_table_metrics_and_figures(smoke_repo):
             assert (smoke_repo / "data" / task / f"{split}.jsonl").stat().st_size > 0
     results = (smoke_repo / "reports" / "results.md").read_text()
     assert "| TriPosT (t=2) |" in results and "| +ft SI. demo |" in results
+    assert "## M0 (+ft), greedy, one attempt (sft stage)" in results
+    for task in params["tasks"]:  # the sft_summary stages: M0's numbers and curve outside the DVC cache
+        m0 = json.loads((smoke_repo / "reports" / "sft" / task / "metrics.json").read_text())
+        assert m0["task"] == task and 0.0 <= m0["seen"] <= 1.0 and m0["steps"] > 0
+        assert json.loads((smoke_repo / "reports" / "sft" / task / "loss_history.json").read_text())[0]["step"] >= 1
     for fig in ("accuracy_by_method", "si_by_iteration", "sft_loss_curves"):
         assert (smoke_repo / "reports" / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
     executed = sorted(p.name for p in (smoke_repo / "artifacts" / "notebooks").glob("*.ipynb"))

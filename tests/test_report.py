@@ -1,3 +1,7 @@
+import json
+
+import pytest
+
 from tripost import plots
 from tripost.report import method_label, method_order, results_markdown
 
@@ -39,10 +43,42 @@ def test_sft_loss_curves_figure(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
 
 
-def test_sft_loss_histories_reads_existing_runs_only(tmp_path):
-    from tripost.report import sft_loss_histories
+def _sft_run(model_dir, seen=0.5):
+    """The three files an SFT stage leaves beside its checkpoint (tripost.training)."""
+    model_dir.mkdir(parents=True)
+    (model_dir / "train_metrics.json").write_text(json.dumps(
+        {"final_loss": 0.05, "steps": 40, "examples": 640, "wall_time_s": 90.0, "tokens_per_s": 7000.0,
+         "config": {"lr": 0.002}, "kinds": {"gold": 640}}))
+    (model_dir / "greedy_accuracy.json").write_text(json.dumps(
+        {"seen": seen, "unseen": 0.1, "total": (seen + 0.1) / 2, "buckets": {"1": seen, "3": 0.1},
+         "n": {"seen": 10, "unseen": 10, "total": 20}, "eval_wall_time_s": 3.0}))
+    (model_dir / "loss_history.json").write_text(json.dumps(
+        [{"step": 1, "epoch": 0.0, "loss": 6.0, "lr": 1e-4}, {"step": 20, "epoch": 0.5, "loss": None, "lr": 2e-3},
+         {"step": 40, "epoch": 1.0, "loss": 0.05, "lr": 0.0}]))
 
-    run = tmp_path / "word_sorting" / "ft"
-    run.mkdir(parents=True)
-    (run / "loss_history.json").write_text('[{"step": 1, "loss": 5.0}]')
-    assert sft_loss_histories(tmp_path, ["word_sorting", "logical_deduction"]) == {"word_sorting": [{"step": 1, "loss": 5.0}]}
+
+def test_sft_summary_cli_writes_metrics_and_loss_history(tmp_path):
+    from tripost.report import main, sft_loss_histories, sft_markdown, sft_metrics
+
+    _sft_run(tmp_path / "models" / "date_understanding" / "ft")
+    main(["sft-summary", str(tmp_path / "models" / "date_understanding" / "ft"), str(tmp_path / "sft" / "date_understanding")])
+    m = json.loads((tmp_path / "sft" / "date_understanding" / "metrics.json").read_text())
+    assert m == {"task": "date_understanding", "steps": 40, "examples": 640, "final_loss": 0.05, "tokens_per_s": 7000.0,
+                 "train_wall_time_s": 90.0, "seen": 0.5, "unseen": 0.1, "total": 0.3,
+                 "buckets": {"1": 0.5, "3": 0.1}, "n": {"seen": 10, "unseen": 10, "total": 20}, "eval_wall_time_s": 3.0}
+    tasks = ["word_sorting", "date_understanding"]
+    # the logged points with a loss, in order; tasks without a summary are left out
+    assert sft_loss_histories(tmp_path / "sft", tasks) == {"date_understanding": [{"step": 1, "loss": 6.0},
+                                                                                   {"step": 40, "loss": 0.05}]}
+    summaries = sft_metrics(tmp_path / "sft", tasks)
+    assert list(summaries) == ["date_understanding"]
+    assert "| DU | 50.0 | 10.0 | 30.0 | 40 | 1.5 | 7,000 | 0.050 |" in sft_markdown(summaries)
+
+
+def test_sft_summary_of_a_directory_that_is_not_an_sft_run(tmp_path):
+    from tripost.report import sft_summary
+
+    (tmp_path / "ft").mkdir()
+    (tmp_path / "ft" / "loss_history.json").write_text("[]")
+    with pytest.raises(FileNotFoundError, match="train_metrics.json, greedy_accuracy.json"):
+        sft_summary(tmp_path / "ft")

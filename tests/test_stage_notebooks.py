@@ -184,14 +184,25 @@ def test_figures_notebook_runs_from_saved_metrics(tmp_path):
     sf.write_text(json.dumps(sweep))
     figs, results = tmp_path / "figures", tmp_path / "results.md"
     _run_nb("06_figures", tmp_path, {"metrics_file": str(mf), "sweep_file": str(sf), "out_dir": str(figs),
-                                     "results_file": str(results), "models_dir": str(tmp_path / "no-models")})
+                                     "results_file": str(results), "sft_dir": str(tmp_path / "no-sft")})
     assert sorted(p.name for p in figs.glob("*.png")) == ["accuracy_by_method.png", "ratio_sweep.png",
                                                            "si_by_iteration.png"]
     table = results.read_text()
     assert "| TriPosT (t=2) |" in table and "MSA seen" in table and "SI freq" in table
+    assert "M0 (+ft), greedy" not in table  # no sft summaries: no M0 table, no learning curves
+    sft = tmp_path / "sft" / "logical_deduction"
+    sft.mkdir(parents=True)
+    (sft / "metrics.json").write_text(json.dumps({"seen": 0.38, "unseen": 0.15, "total": 0.265, "steps": 1200,
+                                                  "train_wall_time_s": 720.0, "tokens_per_s": 7511.0,
+                                                  "final_loss": 0.236}))
+    (sft / "loss_history.json").write_text(json.dumps([{"step": s, "loss": 6.0 / s} for s in (1, 20, 40)]))
+    _run_nb("06_figures", tmp_path, {"metrics_file": str(mf), "sweep_file": str(sf), "out_dir": str(figs),
+                                     "results_file": str(results), "sft_dir": str(tmp_path / "sft")})
+    assert (figs / "sft_loss_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| LD | 38.0 | 15.0 | 26.5 | 1200 | 12.0 | 7,511 | 0.236 |" in results.read_text()
     (figs / "ratio_sweep.png").unlink()
     _run_nb("06_figures", tmp_path, {"metrics_file": str(mf), "sweep_file": str(tmp_path / "missing.json"),
-                                     "out_dir": str(figs), "results_file": str(results)})
+                                     "out_dir": str(figs), "results_file": str(results), "sft_dir": str(tmp_path / "no-sft")})
     assert not (figs / "ratio_sweep.png").exists()
 
 

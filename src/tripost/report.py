@@ -98,18 +98,71 @@ def combine_metrics(paths) -> dict:
     return {t: {m: out[t][m] for m in method_order(out[t])} for t in tasks}
 
 
-def sft_loss_histories(models_dir, tasks) -> dict[str, list[dict]]:
-    """task -> the loss_history.json rows of its M0 (SFT) run, for the tasks whose
-    `<models_dir>/<task>/ft/loss_history.json` exists."""
+# --------------------------------------------------------------------------------------------------
+# M0 (the sft stage): numbers and learning curve as small git-tracked files
+
+SFT_TRAIN_KEYS = ("steps", "examples", "final_loss", "tokens_per_s")
+SFT_EVAL_KEYS = ("seen", "unseen", "total", "buckets", "n")
+
+
+def sft_summary(model_dir) -> tuple[dict, list[dict]]:
+    """(metrics, loss history) of one SFT run from its output directory (`models/<task>/ft`):
+    training numbers from `train_metrics.json`, M0's greedy accuracy from `greedy_accuracy.json`,
+    the logged losses from `loss_history.json`. The `sft_summary` stage copies them out of the
+    DVC-cached checkpoint so the report and `dvc metrics/plots show` never need the model itself."""
+    import json
+    from pathlib import Path
+
+    d = Path(model_dir)
+    missing = [f for f in ("train_metrics.json", "greedy_accuracy.json", "loss_history.json") if not (d / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{d}: not an SFT output directory (missing {', '.join(missing)})")
+    train = json.loads((d / "train_metrics.json").read_text())
+    acc = json.loads((d / "greedy_accuracy.json").read_text())
+    metrics = {"task": d.parent.name, **{k: train.get(k) for k in SFT_TRAIN_KEYS},
+               "train_wall_time_s": train.get("wall_time_s"),
+               **{k: acc.get(k) for k in SFT_EVAL_KEYS}, "eval_wall_time_s": acc.get("eval_wall_time_s")}
+    history = [{"step": r["step"], "loss": r["loss"]} for r in json.loads((d / "loss_history.json").read_text())
+               if r.get("loss") is not None]
+    return metrics, history
+
+
+def _read_per_task(sft_dir, tasks, name) -> dict:
     import json
     from pathlib import Path
 
     out = {}
     for task in tasks:
-        f = Path(models_dir) / task / "ft" / "loss_history.json"
+        f = Path(sft_dir) / task / name
         if f.exists():
             out[task] = json.loads(f.read_text())
     return out
+
+
+def sft_loss_histories(sft_dir, tasks) -> dict[str, list[dict]]:
+    """task -> the loss history rows of its M0 run, for the tasks with `<sft_dir>/<task>/loss_history.json`."""
+    return _read_per_task(sft_dir, tasks, "loss_history.json")
+
+
+def sft_metrics(sft_dir, tasks) -> dict[str, dict]:
+    """task -> M0's summary (`<sft_dir>/<task>/metrics.json`), for the tasks that have one."""
+    return _read_per_task(sft_dir, tasks, "metrics.json")
+
+
+def sft_markdown(summaries: dict[str, dict]) -> str:
+    """M0's greedy accuracy (one attempt, no feedback) and its SFT run, one row per task."""
+    head = ["Task", "seen", "unseen", "total", "SFT steps", "train wall (min)", "tokens/s", "final loss"]
+    lines = ["## M0 (+ft), greedy, one attempt (sft stage)", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for task, m in summaries.items():
+        wall = m.get("train_wall_time_s")
+        cells = [TASK_LABELS.get(task, task)] + [_pct(m.get(k)) for k in ("seen", "unseen", "total")] + [
+            "–" if m.get("steps") is None else str(m["steps"]),
+            "–" if wall is None else f"{wall / 60:.1f}",
+            "–" if m.get("tokens_per_s") is None else f"{m['tokens_per_s']:,.0f}",
+            "–" if m.get("final_loss") is None else f"{m['final_loss']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _last_tripost(rows: dict) -> str | None:
@@ -193,6 +246,7 @@ def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_f
 
 def main(argv=None) -> None:
     """`python -m tripost.report combine OUT METRICS...` writes the combined task -> method file;
+    `python -m tripost.report sft-summary MODEL_DIR OUT_DIR` writes M0's metrics and loss history;
     `python -m tripost.report sweep OUT [EXP_SHOW_JSON] [--tasks T...] [--merge]` writes ratio-sweep
     rows from `dvc exp show --json` output (a file, or run here when omitted); `--merge` replaces only
     the rows of the tasks found and keeps the others already in OUT."""
@@ -208,6 +262,9 @@ def main(argv=None) -> None:
     c = sub.add_parser("combine")
     c.add_argument("out")
     c.add_argument("metrics", nargs="+")
+    m = sub.add_parser("sft-summary", help="M0's metrics.json and loss_history.json from an SFT output dir")
+    m.add_argument("model_dir")
+    m.add_argument("out_dir")
     s = sub.add_parser("sweep")
     s.add_argument("out")
     s.add_argument("exp_show", nargs="?")
@@ -221,6 +278,11 @@ def main(argv=None) -> None:
         combined = combine_metrics(a.metrics)
         write_json(a.out, combined)
         print(f"{a.out}: {sum(len(v) for v in combined.values())} (task, method) rows")
+    elif a.cmd == "sft-summary":
+        metrics, history = sft_summary(a.model_dir)
+        write_json(Path(a.out_dir) / "metrics.json", metrics)
+        write_json(Path(a.out_dir) / "loss_history.json", history)
+        print(f"{a.out_dir}: M0 seen {metrics['seen']}, unseen {metrics['unseen']}; {len(history)} loss points")
     else:
         if a.exp_show:
             data = json.loads(Path(a.exp_show).read_text())
