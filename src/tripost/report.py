@@ -154,13 +154,14 @@ def sft_markdown(summaries: dict[str, dict]) -> str:
     head = ["Task", "seen", "unseen", "total", "SFT steps", "train wall (min)", "tokens/s", "final loss"]
     lines = ["## M0 (+ft), greedy, one attempt (sft stage)", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    def cell(x, spec):
+        return "–" if x is None else format(x, spec)
+
     for task, m in summaries.items():
         wall = m.get("train_wall_time_s")
         cells = [TASK_LABELS.get(task, task)] + [_pct(m.get(k)) for k in ("seen", "unseen", "total")] + [
-            "–" if m.get("steps") is None else str(m["steps"]),
-            "–" if wall is None else f"{wall / 60:.1f}",
-            "–" if m.get("tokens_per_s") is None else f"{m['tokens_per_s']:,.0f}",
-            "–" if m.get("final_loss") is None else f"{m['final_loss']:.3f}"]
+            cell(m.get("steps"), "d"), cell(None if wall is None else wall / 60, ".1f"),
+            cell(m.get("tokens_per_s"), ",.0f"), cell(m.get("final_loss"), ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

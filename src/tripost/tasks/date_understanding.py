@@ -1171,10 +1171,7 @@ class _Plan:
     @property
     def answer(self) -> str:
         """The gold answer string: the right option's letter, or its date."""
-        return self.name(self.index)
-
-    def name(self, i: int) -> str:
-        return LETTERS[i] if self.lettered else _num(self.options[i])
+        return LETTERS[self.index] if self.lettered else _num(self.options[self.index])
 
     def said(self, i: int) -> str:
         """How a final response names option i: "(D)" or "12/14/1937"."""
@@ -1217,6 +1214,7 @@ def _split_question(question: str) -> tuple[str, list[Tup] | None]:
             raise ValueError("malformed options")
         return q, None
     stem, block = q[:idx].strip(), q[idx + len("\nOptions:"):]
+    lettered = _is_lettered(block)
     options = []
     for line in block.strip().splitlines():
         line = line.strip()
@@ -1224,7 +1222,7 @@ def _split_question(question: str) -> tuple[str, list[Tup] | None]:
             continue
         if len(options) >= len(LETTERS):
             raise ValueError(f"more than {len(LETTERS)} options")
-        if _is_lettered(block):
+        if lettered:
             m = _OPTION_RE.match(line)
             if m is None or m.group(1).upper() != LETTERS[len(options)]:
                 raise ValueError(f"option not understood: {line!r}")
@@ -1578,12 +1576,8 @@ def _named_answer(text: str) -> str | None:
     return letter.upper() if letter else _num((int(y), int(m), int(d)))
 
 
-def _chosen(text: str, plan_or_options, lettered: bool | None = None) -> int | None:
+def _chosen(text: str, options: list, lettered: bool) -> int | None:
     """The option a final response names (its index), or None."""
-    if isinstance(plan_or_options, _Plan):
-        options, lettered = plan_or_options.options, plan_or_options.lettered
-    else:
-        options = plan_or_options
     named = _named_answer(text)
     if named is None:
         return None
@@ -1592,6 +1586,8 @@ def _chosen(text: str, plan_or_options, lettered: bool | None = None) -> int | N
         return i if 0 <= i < len(options) else None
     names = [_num(o) for o in options]
     return names.index(named) if named in names else None
+
+
 _BUCKETS = ("1", "2", "3", "4+")
 
 
@@ -1615,6 +1611,11 @@ class DateUnderstanding(Task):
         if not isinstance(option_letters, bool):
             raise ValueError(f"option_letters must be true or false, got {option_letters!r}")
         self.option_letters = option_letters
+
+    def _options_block(self, dates: list[str]) -> str:
+        """"\nOptions:" and one line per MM/DD/YYYY option, lettered "(A) ..." or bare."""
+        return "\nOptions:\n" + "\n".join(f"({LETTERS[i]}) {d}" if self.option_letters else d
+                                          for i, d in enumerate(dates))
 
     # -- generation ---------------------------------------------------------------------------
     def check_bucket(self, bucket: str) -> None:
@@ -1655,8 +1656,7 @@ class DateUnderstanding(Task):
                 continue
             options.append(gold)
             rng.shuffle(options)
-            question = stem + "\nOptions:\n" + "\n".join(
-                f"({LETTERS[i]}) {_num(o)}" if self.option_letters else _num(o) for i, o in enumerate(options))
+            question = stem + self._options_block([_num(o) for o in options])
             try:
                 plan = _plan(question)
             except ValueError:
@@ -1728,7 +1728,7 @@ class DateUnderstanding(Task):
         if final is None:
             return error(body[-1], body[-1].text,
                          f"the attempt ends without a final response; {_right_option(plan)}")
-        if _chosen(final.text, plan) != plan.index:
+        if _chosen(final.text, plan.options, plan.lettered) != plan.index:
             m = re.search(r"the answer is.*", final.text, re.I)
             segment = m.group(0) if m else final.text
             return error(final, segment, _right_option(plan))
@@ -1823,8 +1823,7 @@ class DateUnderstanding(Task):
             if tgt not in opts:
                 raise ValueError("target is not one of the choices")
             index = opts.index(tgt)
-            question = text + "\nOptions:\n" + "\n".join(
-                f"({LETTERS[i]}) {o}" if self.option_letters else o for i, o in enumerate(opts))
+            question = text + self._options_block(opts)
         else:  # BIG-Bench-Hard: lettered options in the input, the target "(D)"
             m = re.fullmatch(r"\(?([A-Fa-f])\)?", str(target).strip())
             if not m:
