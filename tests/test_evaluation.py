@@ -110,7 +110,22 @@ def test_run_evaluation_writes_metrics_and_predictions(tmp_path, monkeypatch):
     assert m["config"]["batch_size"] == 2 and m["si_freq"] == pytest.approx(0.6)
     assert len(read_jsonl(tmp_path / "out" / "predictions.jsonl")) == 5 == res["n"]["total"]
     combined = ev.combine_metrics([tmp_path / "out" / "metrics.json"])
-    assert combined == {"fake_add": {"tripost_t2": {k: m[k] for k in ("seen", "unseen", "total", "si_freq", "si_contrib")}}}
+    row = combined["fake_add"]["tripost_t2"]
+    assert {k: row[k] for k in ("seen", "unseen", "total", "si_freq", "si_contrib")} == {
+        k: m[k] for k in ("seen", "unseen", "total", "si_freq", "si_contrib")}
+    assert row["intervals"]["total"]["mean"] == pytest.approx(0.4) and row["verification"]["wrong"] == 3
+    assert "vs_ft" not in row  # no ft row to compare with
+
+    # the same run as M0's: `ft` is its greedy first attempt, `ft_si` the self-improving run (diagnostic)
+    _, gen = _case(task)
+    ev.run_evaluation("fake_add", "ft", "", tmp_path / "test.jsonl", params, tmp_path / "ft", generate_fn=gen)
+    combined = ev.combine_metrics([tmp_path / "out" / "metrics.json", tmp_path / "ft" / "metrics.json"])
+    ft, ft_si, t2 = (combined["fake_add"][k] for k in ("ft", "ft_si", "tripost_t2"))
+    assert list(combined["fake_add"]) == ["ft", "ft_si", "tripost_t2"]
+    assert (ft["seen"], ft["unseen"], ft["total"]) == (pytest.approx(1 / 3), pytest.approx(1 / 2), pytest.approx(2 / 5))
+    assert ft["si_freq"] is None and ft_si["total"] == pytest.approx(2 / 5)
+    # per question: SI right/greedy wrong on q1, SI wrong/greedy right on q5 -> difference 0
+    assert t2["vs_ft"]["mean"] == 0 and t2["vs_ft"]["low"] < 0 < t2["vs_ft"]["high"]
 
 
 def test_self_improve_evaluation_with_a_real_tiny_model():
@@ -149,8 +164,9 @@ def test_combine_metrics_orders_tasks_and_methods_and_reads_paths(tmp_path):
     c = combine_metrics(paths)
     assert list(c) == ["multistep_arithmetic", "word_sorting"]
     assert list(c["multistep_arithmetic"]) == ["lmsi", "tripost_t1", "tripost_auto_t1"]
-    assert list(c["word_sorting"]) == ["ft", "tripost_t2"]
-    assert c["word_sorting"]["ft"] == {"seen": 0.5, "unseen": 0.25, "total": 0.3, "si_freq": 0.1, "si_contrib": 0.0}
+    assert list(c["word_sorting"]) == ["ft", "ft_si", "tripost_t2"]
+    assert {k: c["word_sorting"]["ft_si"][k] for k in ("seen", "unseen", "total", "si_freq", "si_contrib")} == {
+        "seen": 0.5, "unseen": 0.25, "total": 0.3, "si_freq": 0.1, "si_contrib": 0.0}
 
 
 def test_sweep_rows_from_dvc_exp_show(tmp_path):
@@ -218,6 +234,56 @@ def test_sweep_cli_task_filter(tmp_path):
 def test_combine_cli(tmp_path):
     from tripost.report import main
 
-    m = _write(tmp_path / "e" / "word_sorting" / "ft" / "metrics.json", {"total": 0.5})
+    m = _write(tmp_path / "e" / "word_sorting" / "ft" / "metrics.json", {"total": 0.5, "first_attempt_accuracy": 0.6})
     main(["combine", str(tmp_path / "metrics.json"), str(m)])
-    assert json.loads((tmp_path / "metrics.json").read_text())["word_sorting"]["ft"]["total"] == 0.5
+    rows = json.loads((tmp_path / "metrics.json").read_text())["word_sorting"]
+    assert rows["ft"]["total"] == 0.6 and rows["ft_si"]["total"] == 0.5
+
+
+def test_self_verification_counts_on_the_hand_built_case():
+    from tripost.evaluation import evaluate_self_improve
+
+    task = AddTask()
+    exs, gen = _case(task)
+    res = evaluate_self_improve(task, None, None, exs, {"max_generation_calls": 3, "max_new_tokens": 64},
+                                generate_fn=gen)
+    v = res["verification"]
+    # q2 right/accepted, q5 right/rejected; q1 and q3 wrong/rejected at FBK's step (1); q4 wrong/accepted
+    assert (v["right"], v["wrong"]) == (2, 3)
+    assert (v["right_accepted"], v["right_rejected"], v["wrong_accepted"], v["wrong_rejected"]) == (1, 1, 1, 2)
+    assert v["step_located"] == 2 and v["no_feedback"] == 0 and v["unparsable"] == 0
+    assert v["wrong_rejected_rate"] == pytest.approx(2 / 3) and v["agreement"] == pytest.approx(3 / 5)
+
+
+def test_self_verification_step_must_match_fbk_and_no_feedback_accepts():
+    from tripost.evaluation import self_verification
+
+    task = AddTask()
+    q = "1 + 2 + 3 ="
+    wrong = _wrong(q)  # step (1) is FBK's first wrong step
+    fb_step2 = 'Step (1) is correct. In step (2) the part " 3 + 3 = 7 " is incorrect. This is because it is wrong.'
+    rows = [
+        {"question": q, "first_attempt": wrong, "first_attempt_correct": False, "first_feedback": fb_step2},
+        {"question": q, "first_attempt": wrong, "first_attempt_correct": False, "first_feedback": None},
+        {"question": q, "first_attempt": task.solve(q), "first_attempt_correct": True, "first_feedback": "garbage"},
+    ]
+    v = self_verification(task, rows)
+    assert v["wrong_rejected"] == 1 and v["step_located"] == 0  # rejected, but at the wrong step
+    assert v["wrong_accepted"] == 1 and v["no_feedback"] == 1
+    assert v["unparsable"] == 1 and v["right_accepted"] == 0
+
+
+def test_bootstrap_interval_and_paired_difference():
+    from tripost.evaluation import bootstrap_interval, paired_difference
+
+    ci = bootstrap_interval([1] * 50 + [0] * 150)
+    assert ci["mean"] == pytest.approx(0.25) and ci["n"] == 200
+    assert 0.18 < ci["low"] < 0.25 < ci["high"] < 0.32  # about +-6 points at n = 200
+    assert bootstrap_interval([1] * 50 + [0] * 150) == ci  # deterministic
+    assert bootstrap_interval([])["mean"] is None
+    same = paired_difference([1, 0, 1, 0], [1, 0, 1, 0])
+    assert same["mean"] == 0 and same["low"] == 0 and same["high"] == 0
+    better = paired_difference([1] * 30 + [0] * 70, [0] * 100)
+    assert better["low"] > 0.2
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_difference([1], [1, 0])

@@ -25,7 +25,17 @@ def test_results_table_has_every_method_and_task():
     md = results_markdown(METRICS)
     assert "| Method | MSA seen | MSA unseen | MSA total | WS seen |" in md
     assert "| TriPosT (t=2) | 50.0 | 10.0 | 30.0 | – | – | – |" in md
-    assert "| +ft (M0) | 40.0 | 5.0 | 22.5 | 60.0 | 20.0 | 40.0 |" in md
+    assert "| +ft (M0, greedy) | 40.0 | 5.0 | 22.5 | 60.0 | 20.0 | 40.0 |" in md
+    with_ci = {"word_sorting": {"ft": {"seen": 0.6, "unseen": 0.2, "total": 0.4,
+                                       "intervals": {"total": {"low": 0.333, "high": 0.4671}}},
+                                "tripost_t1": {"seen": 0.7, "unseen": 0.2, "total": 0.45,
+                                               "vs_ft": {"mean": 0.05, "low": 0.01, "high": 0.09},
+                                               "verification": {"right_accepted_rate": 0.9, "wrong_rejected_rate": 0.5,
+                                                                "step_located_rate": 0.25}}}}
+    md = results_markdown(with_ci)
+    assert "| +ft (M0, greedy) | 60.0 | 20.0 | 40.0 [33.3, 46.7] |" in md
+    assert "| TriPosT (t=1) | +5.0 [+1.0, +9.0] |" in md
+    assert "| TriPosT (t=1) | 90.0 | 50.0 | 25.0 |" in md
 
 
 def test_figures_are_written(tmp_path):

@@ -95,6 +95,75 @@ def si_stats(rows: list[dict]) -> dict:
     }
 
 
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_interval(xs, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = 0.95) -> dict:
+    """Mean of 0/1 outcomes with a percentile bootstrap interval over questions:
+    {"mean", "low", "high", "n"} (all None for an empty list). Deterministic for `seed`."""
+    import numpy as np
+
+    x = np.asarray([float(v) for v in xs])
+    if x.size == 0:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    a = (1 - level) / 2
+    return {"mean": float(x.mean()), "low": float(np.quantile(means, a)), "high": float(np.quantile(means, 1 - a)),
+            "n": int(x.size)}
+
+
+def paired_difference(a, b, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = 0.95) -> dict:
+    """Mean of a - b over the same questions (0/1 outcomes, paired) with a percentile bootstrap interval."""
+    if len(a) != len(b):
+        raise ValueError(f"paired difference needs equal lengths, got {len(a)} and {len(b)}")
+    return bootstrap_interval([float(x) - float(y) for x, y in zip(a, b)], resamples=resamples, seed=seed,
+                              level=level)
+
+
+def self_verification(task, rows: list[dict]) -> dict:
+    """How well the model's own first feedback judges its first attempt, against the gold answer and the
+    scripted FBK (the diagnostic that tells whether self-improvement can work).
+
+    Per question: the first attempt is right or wrong (gold answer); the model's first feedback
+    accepts it (a "correct" feedback, or none at all: the loop then stops), rejects it (an error
+    feedback) or is unparsable (counted as neither). For a rejected wrong attempt, the located step is
+    compared with the scripted FBK's first wrong step. Returns counts and rates:
+    right_accepted = accepted right / right, wrong_rejected = rejected wrong / wrong,
+    step_located = rejected wrong with FBK's step / wrong, agreement = (right accepted + wrong rejected) / n.
+    """
+    from tripost.formats import parse_feedback
+
+    c = {"right": 0, "wrong": 0, "right_accepted": 0, "right_rejected": 0, "wrong_accepted": 0,
+         "wrong_rejected": 0, "step_located": 0, "no_feedback": 0, "unparsable": 0}
+    for row in rows:
+        right = bool(row["first_attempt_correct"])
+        c["right" if right else "wrong"] += 1
+        text = row.get("first_feedback")
+        if text is None:
+            c["no_feedback"] += 1
+            verdict = "accepted"
+        else:
+            fb = parse_feedback(text)
+            verdict = "unparsable" if fb is None else ("accepted" if fb.is_correct else "rejected")
+        if verdict == "unparsable":
+            c["unparsable"] += 1
+            continue
+        c[f"{'right' if right else 'wrong'}_{verdict}"] += 1
+        if not right and verdict == "rejected" and row.get("first_attempt"):
+            try:
+                ref = task.feedback(row["question"], row["first_attempt"])
+            except Exception:  # noqa: BLE001 - a malformed attempt has no reference step
+                ref = None
+            if ref is not None and not ref.is_correct and ref.step == fb.step:
+                c["step_located"] += 1
+    n = c["right"] + c["wrong"]
+    rate = lambda k, d: (c[k] / c[d]) if c[d] else None  # noqa: E731
+    return {**c, "right_accepted_rate": rate("right_accepted", "right"),
+            "wrong_rejected_rate": rate("wrong_rejected", "wrong"), "step_located_rate": rate("step_located", "wrong"),
+            "agreement": (c["right_accepted"] + c["wrong_rejected"]) / n if n else None}
+
+
 def evaluate_self_improve(task, model, tokenizer, examples, cfg: dict, *, generate_fn=None,
                           progress: bool = False) -> dict:
     """Self-improving inference (greedy, at most `cfg["max_generation_calls"]` calls) on `examples`.
@@ -129,6 +198,8 @@ def evaluate_self_improve(task, model, tokenizer, examples, cfg: dict, *, genera
             "answer": r.answer, "correct": ok, "first_attempt_answer": first,
             "first_attempt_correct": _first_attempt_correct(task, r, e.answer),
             "num_revisions": r.num_revisions, "calls": r.calls, "stop": r.stop, "tokens": r.tokens,
+            "first_attempt": r.attempts[0] if r.attempts else "",
+            "first_feedback": r.feedbacks[0] if r.feedbacks else None,
             "text": r.text,
         })
     by_split: dict[str, list[bool]] = defaultdict(list)
@@ -144,6 +215,12 @@ def evaluate_self_improve(task, model, tokenizer, examples, cfg: dict, *, genera
         **si_stats(rows),
         "by_split": {s: si_stats([row for row in rows if row["split"] == s]) for s in ("seen", "unseen")},
         "stops": dict(Counter(row["stop"] for row in rows)),
+        "verification": self_verification(task, rows),
+        "intervals": {k: bootstrap_interval([row["correct"] for row in rows if k == "total" or row["split"] == k])
+                      for k in ("seen", "unseen", "total")},
+        "first_attempt_intervals": {
+            k: bootstrap_interval([row["first_attempt_correct"] for row in rows if k == "total" or row["split"] == k])
+            for k in ("seen", "unseen", "total")},
         "n": {"seen": len(by_split.get("seen", [])), "unseen": len(by_split.get("unseen", [])), "total": len(rows)},
         "predictions": rows,
     }

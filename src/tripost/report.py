@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 METHOD_LABELS = {
-    "ft": "+ft (M0)",
+    "ft": "+ft (M0, greedy)",
+    "ft_si": "M0 under SI inference (diagnostic)",
     "ft_si_demo": "+ft SI. demo",
     "lmsi": "LMSI",
 }
@@ -43,21 +44,64 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 
 
+def _pct_ci(x, ci) -> str:
+    """`24.0 [18.0, 30.5]`: the accuracy and its 95% interval, when known."""
+    if x is None:
+        return "–"
+    if not isinstance(ci, dict) or ci.get("low") is None:
+        return _pct(x)
+    return f"{100 * x:.1f} [{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]"
+
+
+def _signed_ci(d) -> str:
+    if not isinstance(d, dict) or d.get("mean") is None:
+        return "–"
+    return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+
+
 def results_markdown(metrics: dict) -> str:
     """Rows = methods; columns = task × (seen, unseen, total), then SI freq / contrib per task."""
     tasks = [t for t in TASK_LABELS if t in metrics] + [t for t in metrics if t not in TASK_LABELS]
     methods = method_order({m for t in tasks for m in metrics[t]})
     head = ["Method"] + [f"{TASK_LABELS.get(t, t)} {c}" for t in tasks for c in ("seen", "unseen", "total")]
-    lines = ["## Accuracy (%)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["## Accuracy (%)", "",
+             "`+ft` is M0's greedy chain-of-thought answer (one attempt, no feedback); every other row runs the "
+             "self-improving inference. Totals carry a 95% bootstrap interval over test questions.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in methods:
         cells = [method_label(m)]
         for t in tasks:
             row = metrics[t].get(m, {})
-            cells += [_pct(row.get(k)) for k in ("seen", "unseen", "total")]
+            cells += [_pct(row.get(k)) for k in ("seen", "unseen")]
+            cells.append(_pct_ci(row.get("total"), (row.get("intervals") or {}).get("total")))
+        lines.append("| " + " | ".join(cells) + " |")
+    head = ["Method"] + [TASK_LABELS.get(t, t) for t in tasks]
+    lines += ["", "## Total accuracy minus +ft (points, paired 95% bootstrap interval over the same questions)", "",
+              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        if m == "ft":
+            continue
+        lines.append("| " + " | ".join([method_label(m)] + [_signed_ci(metrics[t].get(m, {}).get("vs_ft"))
+                                                             for t in tasks]) + " |")
+    head = ["Method"] + [f"{TASK_LABELS.get(t, t)} {c}" for t in tasks for c in ("right kept", "wrong flagged",
+                                                                                   "step found")]
+    lines += ["", "## Self-verification (%): the model's own first feedback against the gold answer and the "
+              "scripted FBK", "", "right kept = right first attempts it accepts; wrong flagged = wrong first "
+              "attempts it rejects; step found = wrong first attempts rejected at FBK's first wrong step.", "",
+              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        if m == "ft":
+            continue
+        cells = [method_label(m)]
+        for t in tasks:
+            v = metrics[t].get(m, {}).get("verification") or {}
+            cells += [_pct(v.get(k)) for k in ("right_accepted_rate", "wrong_rejected_rate", "step_located_rate")]
         lines.append("| " + " | ".join(cells) + " |")
     head = ["Method"] + [f"{TASK_LABELS.get(t, t)} {c}" for t in tasks for c in ("SI freq", "SI contrib")]
     lines += ["", "## Self-improvement (%)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in methods:
+        if m == "ft":
+            continue
         cells = [method_label(m)]
         for t in tasks:
             row = metrics[t].get(m, {})
@@ -80,20 +124,67 @@ def _task_method_from_path(path) -> tuple[str, str]:
     return p.parent.parent.name, p.parent.name
 
 
+def _greedy_row(m: dict) -> dict:
+    """M0's greedy single attempt = the first attempt of its (greedy) self-improving run."""
+    by_split = m.get("by_split") or {}
+    return {"seen": _dig(by_split, ["seen", "first_attempt_accuracy"]) if m.get("seen") is not None else None,
+            "unseen": _dig(by_split, ["unseen", "first_attempt_accuracy"]) if m.get("unseen") is not None else None,
+            "total": m.get("first_attempt_accuracy"), "si_freq": None, "si_contrib": None,
+            "intervals": m.get("first_attempt_intervals"), "verification": None}
+
+
+def _outcomes(path, key: str) -> dict[str, bool] | None:
+    """question -> outcome (`correct` or `first_attempt_correct`) from predictions.jsonl beside `path`."""
+    from pathlib import Path
+
+    from tripost.io import read_jsonl
+
+    f = Path(path).parent / "predictions.jsonl"
+    if not f.exists():
+        return None
+    return {r["question"]: bool(r.get(key)) for r in read_jsonl(f)}
+
+
 def combine_metrics(paths) -> dict:
-    """task -> method -> {seen, unseen, total, si_freq, si_contrib} from per-(task, method) metrics files
-    written by tripost.evaluation.run_evaluation. Task and method come from the file's own "task" /
-    "method" keys, else from its path (`.../<task>/<method>/metrics.json`). Tasks in the paper's order,
-    methods in table order; a later file for the same (task, method) wins."""
+    """task -> method -> {seen, unseen, total, si_freq, si_contrib, intervals, verification, vs_ft} from
+    per-(task, method) metrics files written by tripost.evaluation.run_evaluation. Task and method come
+    from the file's own "task" / "method" keys, else from its path (`.../<task>/<method>/metrics.json`).
+
+    The `ft` file (M0 under the self-improving inference) gives two rows: `ft`, M0's greedy
+    chain-of-thought answer (its first attempt: the paper's +ft baseline, as the original code evaluates
+    it) and `ft_si`, the same model under the self-improving inference (a diagnostic). `vs_ft` is each
+    row's total accuracy minus ft's, paired over the same questions, with a 95% bootstrap interval
+    (from the predictions.jsonl files beside the metrics). Tasks in the paper's order, methods in table
+    order; a later file for the same (task, method) wins."""
     import json
     from pathlib import Path
 
+    from tripost.evaluation import paired_difference
+
     out: dict[str, dict[str, dict]] = {}
+    outcomes: dict[tuple[str, str], dict | None] = {}
     for path in paths:
         m = json.loads(Path(path).read_text())
         t_default, m_default = _task_method_from_path(path)
         task, method = m.get("task") or t_default, m.get("method") or m_default
-        out.setdefault(task, {})[method] = {k: m.get(k) for k in SUMMARY_KEYS}
+        row = {**{k: m.get(k) for k in SUMMARY_KEYS}, "intervals": m.get("intervals"),
+               "verification": m.get("verification")}
+        if method == "ft":
+            out.setdefault(task, {})["ft"] = _greedy_row(m)
+            out[task]["ft_si"] = row
+            outcomes[(task, "ft")] = _outcomes(path, "first_attempt_correct")
+            outcomes[(task, "ft_si")] = _outcomes(path, "correct")
+        else:
+            out.setdefault(task, {})[method] = row
+            outcomes[(task, method)] = _outcomes(path, "correct")
+    for task, methods in out.items():
+        base = outcomes.get((task, "ft"))
+        for method, row in methods.items():
+            mine = outcomes.get((task, method))
+            if method == "ft" or not base or not mine or set(base) != set(mine):
+                continue
+            qs = sorted(base)
+            row["vs_ft"] = paired_difference([mine[q] for q in qs], [base[q] for q in qs])
     tasks = [t for t in TASK_LABELS if t in out] + sorted(t for t in out if t not in TASK_LABELS)
     return {t: {m: out[t][m] for m in method_order(out[t])} for t in tasks}
 
