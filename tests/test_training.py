@@ -134,6 +134,55 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path):
     assert steps[0] == 1 and steps[-1] == 10  # history carried over from the checkpoint
 
 
+_KILL_DURING_SAVE = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from transformers.trainer_callback import TrainerState
+from _tiny import TINY, records, texts
+from tripost.modeling import build_tiny_llama, build_tokenizer
+from tripost.training import train
+
+real = TrainerState.save_to_json
+def save_to_json(self, path):
+    if "checkpoint-6" in str(path):  # model and optimizer are written; the state file is not
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(self, path)
+TrainerState.save_to_json = save_to_json
+recs = records(64)
+tok = build_tokenizer(texts(recs))
+train(build_tiny_llama(TINY, tok), tok, recs, {out!r}, {cfg!r})
+"""
+
+
+def test_a_kill_during_a_checkpoint_save_does_not_block_the_rerun(tmp_path):
+    """SIGKILL while checkpoint-6 is being written leaves a torn folder; the rerun resumes from
+    checkpoint-3 (removing the torn one) and ends with the weights of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from tripost.training import train
+
+    cfg = {"max_steps": 9, "lr": 1e-3, "batch_size": 8, "save_steps": 3, "logging_steps": 1}
+    code = _KILL_DURING_SAVE.format(tests=str(Path(__file__).parent), out=str(tmp_path / "run"), cfg=cfg)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    torn = tmp_path / "run" / "checkpoints" / "checkpoint-6"
+    assert torn.exists() and not (torn / "trainer_state.json").exists()
+
+    recs = records(64)
+    tok = build_tokenizer(texts(recs))
+    m = train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "run", cfg)
+    assert m["resumed_from"].endswith("checkpoint-3") and m["steps"] == 9
+    ref = train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "ref", cfg)
+    assert ref["resumed_from"] is None
+    a, b = load_file(tmp_path / "run" / "model.safetensors"), load_file(tmp_path / "ref" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
 @pytest.mark.slow
 def test_training_notebook_runs_sft_with_the_smoke_profile(tmp_path):
     """notebooks/04_training.ipynb under papermill: SFT from scratch, loss curve, M0 accuracy."""

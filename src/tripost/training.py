@@ -187,6 +187,33 @@ def encode_records(tokenizer, records, cfg) -> tuple[list[dict], int]:
     return out, skipped
 
 
+def last_complete_checkpoint(ckpt_dir) -> str | None:
+    """The newest `checkpoint-N` under `ckpt_dir` that the Trainer finished writing, or None.
+
+    The Trainer writes a checkpoint in place and its `trainer_state.json` last; a process killed while
+    saving leaves a folder without it (or with a cut-off one). Such torn folders are removed, so a rerun
+    resumes from the previous complete checkpoint instead of failing on the torn one."""
+    ckpt_dir = Path(ckpt_dir)
+    if not ckpt_dir.is_dir():
+        return None
+    found = []
+    for d in ckpt_dir.iterdir():
+        name = d.name
+        if d.is_dir() and name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
+            found.append((int(name[len("checkpoint-"):]), d))
+    for step, d in sorted(found, reverse=True):
+        try:
+            state = json.loads((d / "trainer_state.json").read_text())
+            complete = int(state.get("global_step", -1)) == step
+        except (OSError, ValueError):
+            complete = False
+        if complete:
+            return str(d)
+        print(f"{d}: incomplete checkpoint (interrupted while saving), removed")
+        shutil.rmtree(d, ignore_errors=True)
+    return None
+
+
 def train(model, tokenizer, records: list[dict], out_dir, config: dict, checkpoint_dir=None) -> dict:
     """Train `model` on `records` with weighted SL; save the result in HF format at `out_dir`.
 
@@ -195,7 +222,6 @@ def train(model, tokenizer, records: list[dict], out_dir, config: dict, checkpoi
     Returns the metrics dict (final loss, tokens/s, wall time, steps, ...).
     """
     from transformers import TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     from tripost.io import write_json
     from tripost.modeling import save_checkpoint, write_adapter_meta
@@ -249,7 +275,7 @@ def train(model, tokenizer, records: list[dict], out_dir, config: dict, checkpoi
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
+    last = last_complete_checkpoint(ckpt_dir)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=last)
     wall = time.time() - t0
