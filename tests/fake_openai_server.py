@@ -123,6 +123,10 @@ class FakeOpenAI:
                         return self._send(503, b'{"error": {"message": "too late"}}')
                     except OSError:
                         return None
+                if kind and kind.startswith("echo:"):  # a 400 whose message quotes the key after <pad> chars
+                    token = self.headers.get("Authorization", "")[len("Bearer "):]
+                    msg = "x" * int(kind[len("echo:"):]) + f" Incorrect API key provided: {token}."
+                    return self._send(400, json.dumps({"error": {"message": msg, "type": "auth"}}).encode())
                 if kind == "garbage":
                     return self._send(200, b"<html>\x00 not json {{{", "application/json")
                 if kind == "nochoices":

@@ -159,6 +159,33 @@ def test_persistent_failure_raises_instead_of_dropping(task, tmp_path):
     assert not list((tmp_path / "cache").rglob("*.json"))  # failures are never cached
 
 
+@pytest.mark.parametrize("secret", [KEY, "3f9a0c1e7b2d4a68b0e1c9d7f2a4b6c8", "vllm-local-token-0123456789"])
+@pytest.mark.parametrize("pad", [0, 200, 260, 290])
+def test_a_key_echoed_by_the_endpoint_never_reaches_the_error(task, tmp_path, monkeypatch, secret, pad):
+    """Redaction happens before truncation, for any key format (OpenAI sk-, Azure hex, a vLLM token)."""
+    from tripost.feedback import SECRET_FRAGMENT
+
+    monkeypatch.setenv(KEY_ENV, secret)
+    with FakeOpenAI(task, api_key=secret, faults=lambda n, p: f"echo:{pad}") as srv:
+        c = client(srv, tmp_path / "cache")
+        with pytest.raises(LLMError) as err:
+            c.complete("hello", temperature=0.0)
+    msg = str(err.value)
+    assert srv.requests == 1 and "Incorrect API key" in msg or pad >= 260
+    pieces = {secret[i:i + SECRET_FRAGMENT] for i in range(len(secret) - SECRET_FRAGMENT + 1)}
+    assert not any(piece in msg for piece in pieces), msg
+
+
+def test_redact_masks_fragments_and_key_shapes():
+    from tripost.feedback import redact
+
+    secret = "abcdefghijklmnopqrstuvwxyz012345"
+    assert redact(f"token {secret[5:17]} and {secret[:7]}", secret) == f"token *** and {secret[:7]}"
+    assert redact("Authorization: Bearer anything-here, next", None) == "Authorization: Bearer ***, next"
+    assert redact('{"api_key": "zzz999"}', None) == '{"api_key": "***"}'
+    assert redact("nothing secret", secret) == "nothing secret"
+
+
 def test_make_backend_from_params(task, tmp_path, monkeypatch):
     params = {"feedback_backend": {"backend": "scripted", "llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m",
                                                                   "api_key_env": KEY_ENV, "cache_dir": str(tmp_path)},

@@ -55,3 +55,31 @@ def test_parsers_never_raise(text):
     formats.parse_feedback(text)
     formats.split_attempts(text)
     formats.parse_step(text)
+
+
+# The error sentence as a (backtracking) regex: the reference the linear-time parser must agree with.
+_REFERENCE_ERROR_RE = __import__("re").compile(
+    r'In step \((\d+(?:\.\d+)*|Final response)\) the part "(.*)" is incorrect\. This is because (.*)$')
+_PIECES = ['In step (1) the part "', 'In step (2.1) the part "', 'In step (Final response) the part "',
+           '" is incorrect. This is because ', '"', " ", "x", "(", ")", "1", "."]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_error_feedback_parser_agrees_with_the_reference_regex(pieces):
+    from tripost.formats import _match_error
+
+    text = "".join(pieces)
+    m = _REFERENCE_ERROR_RE.search(text)
+    assert _match_error(text) == (m.groups() if m else None)
+
+
+def test_feedback_parser_is_linear_on_a_long_hostile_line():
+    import time
+
+    from tripost.formats import parse_feedback
+
+    for line in ('In step (1) the part "' * 12000, 'In step (1) the part "x" ' * 12000):
+        t0 = time.process_time()
+        assert parse_feedback(line) is None
+        assert time.process_time() - t0 < 1.0  # the backtracking regex took ~20 s on each of these 250 KB lines

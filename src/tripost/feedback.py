@@ -537,12 +537,37 @@ def _kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _safe(exc: BaseException, secret: str | None = None) -> str:
-    """An error message with the key (and anything that looks like one) removed."""
-    msg = str(exc)[:300]
+SECRET_FRAGMENT = 8  # any run of this many characters of the key is masked
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """`text` with the key removed: every piece of it of SECRET_FRAGMENT or more characters (an endpoint
+    may echo part of it; the piece is masked as far as it runs), and anything shaped like a key
+    (`sk-...`, `Bearer ...`, `api_key: ...`), whatever the key's format (OpenAI, Azure, vLLM)."""
     if secret:
-        msg = msg.replace(secret, "***")
-    return re.sub(r"(sk-|Bearer )\S+", r"\1***", msg)
+        k = min(SECRET_FRAGMENT, len(secret))
+        where = {}
+        for j in range(len(secret) - k + 1):
+            where.setdefault(secret[j:j + k], j)
+        out, i = [], 0
+        while i < len(text):
+            j = where.get(text[i:i + k])
+            if j is None:
+                out.append(text[i])
+                i += 1
+                continue
+            n = k  # extend the match along the key as far as the text follows it
+            while i + n < len(text) and j + n < len(secret) and text[i + n] == secret[j + n]:
+                n += 1
+            out.append("***")
+            i += n
+        text = "".join(out)
+    return re.sub(r"(sk-|Bearer |api[-_]key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+", r"\1***", text, flags=re.IGNORECASE)
+
+
+def _safe(exc: BaseException, secret: str | None = None) -> str:
+    """An error message, redacted first (see `redact`), then cut to 300 characters."""
+    return redact(str(exc), secret)[:300]
 
 
 def save_llm_metrics(path: str | Path, backend: Backend) -> None:

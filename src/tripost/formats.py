@@ -98,9 +98,22 @@ def _prefix_correct(labels: list[str]) -> str:
     return f"Step ({labels[0]}) to ({labels[-1]}) are correct."
 
 
-_ERROR_RE = re.compile(
-    r'In step \((\d+(?:\.\d+)*|Final response)\) the part "(.*)" is incorrect\. This is because (.*)$'
-)
+_ERROR_HEAD_RE = re.compile(r'In step \((\d+(?:\.\d+)*|Final response)\) the part "')
+_ERROR_MID = '" is incorrect. This is because '
+
+
+def _match_error(text: str) -> tuple[str, str, str] | None:
+    """(step, segment, reason) of `In step (k) the part "<segment>" is incorrect. This is because
+    <reason>` anywhere in one line: the leftmost head, the segment up to the *last* `" is incorrect.
+    This is because ` (a segment may quote), the reason to the end. Linear time (a backtracking regex
+    took seconds on one long hostile line)."""
+    mid = text.rfind(_ERROR_MID)
+    if mid < 0:
+        return None
+    head = _ERROR_HEAD_RE.search(text, 0, mid)
+    if head is None:
+        return None
+    return head.group(1), text[head.end():mid], text[mid + len(_ERROR_MID):]
 
 
 def parse_feedback(text: str) -> Feedback | None:
@@ -112,13 +125,14 @@ def parse_feedback(text: str) -> Feedback | None:
         return None
     if text.endswith(CORRECT_PHRASE) and "incorrect" not in text:
         return Feedback(True, None, None, None, text)
-    m = _ERROR_RE.search(text)
+    m = _match_error(text)
     if not m:
         return None
-    reason = m.group(3).strip().rstrip(".")
+    step, segment, reason = m
+    reason = reason.strip().rstrip(".")
     if not reason:
         return None
-    return Feedback(False, m.group(1), m.group(2).strip(), reason, text)
+    return Feedback(False, step, segment.strip(), reason, text)
 
 
 def same_error(a: Feedback, b: Feedback) -> bool:
