@@ -176,6 +176,18 @@ def test_a_key_echoed_by_the_endpoint_never_reaches_the_error(task, tmp_path, mo
     assert not any(piece in msg for piece in pieces), msg
 
 
+def test_a_reply_with_a_lone_surrogate_is_cached_and_judged_not_fatal(task, tmp_path):
+    """The endpoint's JSON escapes a lone surrogate validly; the reply is made writable (U+FFFD), cached,
+    and the strict parser drops the trajectory instead of the run crashing."""
+    with FakeOpenAI(task, api_key=KEY, faults=lambda n, p: "content:Step (1) is \ud800 fine") as srv:
+        c = client(srv, tmp_path / "cache")
+        text = c.complete("hello", temperature=0.0)
+        assert text == "Step (1) is \ufffd fine" and c.metrics.invalid_unicode_replies == 1
+        assert c.complete("hello", temperature=0.0) == text and srv.requests == 1  # from the cache
+        r = edit(task, LLMBackend(task, client(srv, tmp_path / "cache2"), n_shots=1), "1 + 2 + 3 =", "6", A_W2)
+    assert (r.status, r.filter) == ("dropped", "fbk_error")
+
+
 def test_redact_masks_fragments_and_key_shapes():
     from tripost.feedback import redact
 

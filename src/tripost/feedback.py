@@ -74,6 +74,7 @@ class LLMMetrics:
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    invalid_unicode_replies: int = 0  # replies holding lone surrogates (replaced by U+FFFD)
     failures: dict = field(default_factory=dict)  # error kind -> count (every failed HTTP attempt)
     unparsable: dict = field(default_factory=dict)  # "fbk"/"imp" -> replies that did not parse
 
@@ -93,6 +94,7 @@ class LLMMetrics:
         return {
             "requests": self.requests,
             "cache_hits": self.cache_hits,
+            "invalid_unicode_replies": self.invalid_unicode_replies,
             "calls": self.calls,
             "retries": self.retries,
             "prompt_tokens": self.prompt_tokens,
@@ -498,12 +500,22 @@ class LLMClient:
         except Exception as exc:
             self.metrics.count("failures", _kind(exc))
             raise
+        clean = valid_unicode(text)
+        if clean != text:  # a lone surrogate cannot be written to any UTF-8 file
+            self.metrics.add("invalid_unicode_replies")
+            text = clean
         usage = getattr(resp, "usage", None)
         pt = int(getattr(usage, "prompt_tokens", 0) or 0) if usage is not None else 0
         ct = int(getattr(usage, "completion_tokens", 0) or 0) if usage is not None else 0
         self.metrics.add("prompt_tokens", pt)
         self.metrics.add("completion_tokens", ct)
         return text, {"prompt_tokens": pt, "completion_tokens": ct}
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with lone surrogates (valid JSON escapes, invalid Unicode) replaced by U+FFFD, so the reply
+    can be cached and written like any other; the strict FBK/IMP parsers then judge it."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def _chat_text(resp) -> str:
