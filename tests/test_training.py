@@ -211,3 +211,14 @@ def test_training_notebook_runs_sft_with_the_smoke_profile(tmp_path):
         assert (out / f).exists(), f
     acc = json.loads((out / "greedy_accuracy.json").read_text())
     assert acc["n"]["seen"] > 0 and acc["n"]["unseen"] > 0 and 0 <= acc["seen"] <= 1
+
+
+def test_the_run_seed_shifts_iteration_training_but_not_sft(tmp_path):
+    from tripost.io import write_jsonl
+    from tripost.training import stage_records
+
+    write_jsonl(tmp_path / "train.jsonl", records(4))
+    params = {"seed": 0, "train": {"seed": 42, "lr": 1e-3}}
+    _, cfg0 = stage_records("word_sorting", "tripost", tmp_path / "train.jsonl", params)
+    _, cfg3 = stage_records("word_sorting", "tripost", tmp_path / "train.jsonl", {**params, "seed": 3})
+    assert (cfg0["seed"], cfg3["seed"]) == (42, 45) and cfg3["lr"] == 1e-3

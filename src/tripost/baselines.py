@@ -80,7 +80,7 @@ def si_demo_trajectories(task, examples, backend, params: dict, seed: int | None
     `seed`; pass p plants a different mistake (duplicates across passes are dropped by processing)."""
     icfg = section(params, "interaction", task.name) if "interaction" in params else {}
     bcfg = baseline_config(params, "si_demo", task.name)
-    seed = int(bcfg["seed"] if seed is None else seed)
+    seed = int(bcfg["seed"]) + int(params.get("seed", 0)) if seed is None else int(seed)  # the run seed shifts it
     passes = int(bcfg.get("passes", 1) if passes is None else passes)
     pool = list(examples)
     if icfg.get("pool_limit"):

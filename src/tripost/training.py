@@ -388,7 +388,11 @@ def stage_records(task_name: str, mode: str, train_file, params: dict, data_dir=
         extra = extra_sft_examples(task, int(cfg.get("extra_examples", 0) or 0), buckets, exclude)
         return sft_records(task, examples + extra), cfg
     if mode == "tripost":
-        return read_jsonl(train_file), section(params, "train", task_name)
+        cfg = section(params, "train", task_name)
+        # the run seed (params `seed`, the one `dvc exp run -S seed=N` sets) shifts the iteration's
+        # data order and initialisation noise; M0 (mode sft) stays fixed across seeds
+        cfg["seed"] = int(cfg.get("seed", TRAIN_DEFAULTS["seed"])) + int(params.get("seed", 0))
+        return read_jsonl(train_file), cfg
     raise ValueError(f"mode must be 'sft' or 'tripost', got {mode!r}")
 
 
