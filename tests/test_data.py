@@ -97,3 +97,52 @@ def test_prepare_from_a_bigbench_file(tmp_path):
         warnings.simplefilter("error")
         splits = prepare_task("word_sorting", cfg, tmp_path)
     assert (len(splits["train"]), len(splits["val"]), len(splits["test"])) == (1, 1, 2)
+
+
+def _date_file(path, items):
+    stem = "Today is Christmas Eve of 1937. What is the date {} days ago in MM/DD/YYYY?"
+    rows = []
+    for days, extra in items:
+        right = {10: "12/14/1937", 3: "12/21/1937", 5: "12/19/1937", 7: "12/17/1937"}[days]
+        scores = {right: 1, "12/14/2026": 0, "12/14/1950": 0, "12/14/2007": 0, "07/14/1938": 0}
+        rows.append({"input": stem.format(days), "target_scores": scores, **extra})
+    path.write_text(json.dumps({"examples": rows}), encoding="utf-8")
+    return path
+
+
+def test_real_files_keep_the_split_promise_and_the_task_options(tmp_path):
+    """Repeated items are kept once (no test question leaks into train); options reach the file's
+    items; a malformed target_scores (list, string) is skipped and counted, not fatal."""
+    path = _date_file(tmp_path / "task.json", [(10, {}), (3, {}), (10, {}), (5, {}), (7, {}), (3, {})])
+    data = json.loads(path.read_text())
+    data["examples"] += [{"input": "What day?", "target_scores": ["12/14/1937"]},
+                         {"input": "What day?", "target_scores": "12/14/1937"}]
+    path.write_text(json.dumps(data))
+    with pytest.warns(UserWarning) as caught:
+        examples = load_bigbench(path, "date_understanding", options={"option_letters": False})
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "skipped 2 of 8 items" in messages and "2 repeated items" in messages
+    assert len(examples) == 4 and len({e.question for e in examples}) == 4
+    assert all("(A)" not in e.question and "/" in e.answer for e in examples)  # bare dates, as params say
+    cfg = {"source": str(path), "seed": 0, "train_size": 10, "val_size": 1, "test_seen_size": 1,
+           "test_unseen_size": 0, "options": {"option_letters": False}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        splits = prepare_task("date_understanding", cfg, tmp_path / "out")
+    questions = [e.question for rows in splits.values() for e in rows]
+    assert len(questions) == len(set(questions)) and all("/" in e.answer for rows in splits.values() for e in rows)
+
+
+def test_unreadable_files_name_the_path(tmp_path):
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes('{"examples": [{"input": "caf\xe9", "target": "x"}]}'.encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.json is not UTF-8"):
+        load_bigbench(latin, "word_sorting")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(ValueError, match="deep.json is not valid JSON"):
+        load_bigbench(deep, "word_sorting")
+    shape = tmp_path / "shape.json"
+    shape.write_text('{"items": []}')
+    with pytest.raises(ValueError, match="shape.json: expected"):
+        load_bigbench(shape, "word_sorting")

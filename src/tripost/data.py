@@ -47,7 +47,7 @@ def synthetic_splits(task_name: str, cfg: dict) -> dict[str, list[Example]]:
 
 def bigbench_splits(task_name: str, path: str, cfg: dict) -> dict[str, list[Example]]:
     """Real data: seen items shuffled into test-seen, val and train (in that order); unseen -> test."""
-    examples = load_bigbench(path, task_name)
+    examples = load_bigbench(path, task_name, options=cfg.get("options"))
     rng = random.Random(int(cfg.get("seed", 0)))
     seen = [e for e in examples if e.split == "seen"]
     unseen = [e for e in examples if e.split == "unseen"]

@@ -27,6 +27,8 @@ def _items(data) -> list[dict]:
 def _target_and_choices(item: dict) -> tuple[str, list[str] | None]:
     if "target_scores" in item:
         scores = item["target_scores"]
+        if not isinstance(scores, dict) or not all(isinstance(c, str) for c in scores):
+            raise ValueError(f"'target_scores' must map option texts to scores, got {type(scores).__name__}")
         choices = list(scores)
         right = [c for c, s in scores.items() if s]
         if len(right) != 1:
@@ -54,24 +56,39 @@ def load_bigbench(path, task_name: str, strict: bool = False, options: dict | No
     if not path.exists():
         raise FileNotFoundError(f"BIG-Bench file not found: {path}")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-    examples, skipped = [], []
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text: {e}") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path} is not valid JSON: {type(e).__name__}: {str(e)[:200]}") from None
+    try:
+        items = _items(data)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    examples, skipped, repeated = [], [], 0
+    questions: set[str] = set()
     rng = random.Random(42)
-    for i, item in enumerate(_items(data)):
+    for i, item in enumerate(items):
         try:
             if not isinstance(item, dict) or not isinstance(item.get("input"), str):
                 raise ValueError("item has no string 'input'")
             target, choices = _target_and_choices(item)
             if choices and task.shuffle_bigbench_choices:
                 rng.shuffle(choices)
-            examples.append(task.from_bigbench(item["input"], target, choices))
+            if item["input"].strip() in questions:  # a repeated item would land in two splits
+                repeated += 1
+                continue
+            ex = task.from_bigbench(item["input"], target, choices)
         except ValueError as e:
             if strict:
                 raise ValueError(f"{path} item {i}: {e}") from e
             skipped.append((i, str(e)))
+            continue
+        questions.add(item["input"].strip())
+        examples.append(ex)
     if skipped:
         first = "; ".join(f"item {i}: {msg}" for i, msg in skipped[:3])
-        warnings.warn(f"{path}: skipped {len(skipped)} of {len(skipped) + len(examples)} items ({first} ...)")
+        warnings.warn(f"{path}: skipped {len(skipped)} of {len(items)} items ({first} ...)")
+    if repeated:
+        warnings.warn(f"{path}: {repeated} repeated items (same question) kept once")
     return examples
