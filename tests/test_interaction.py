@@ -339,3 +339,36 @@ def test_kill_and_resume_gives_the_uninterrupted_output(tmp_path):
     for d in (a, b):
         d.pop("seconds"), d.pop("llm")
     assert a == b
+
+
+def test_a_second_writer_is_refused_while_another_process_holds_the_output(tmp_path):
+    """An orphaned writer (here: a live process holding the lock, as a killed dvc's kernel would) makes a
+    rerun fail at once naming it; once that process is killed (SIGKILL), the rerun runs normally."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tripost.io import LockedError
+
+    out = tmp_path / "interactions" / "ft"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from tripost.io import exclusive\n"
+        f"with exclusive({str(out)!r}):\n    print('held', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        task = AddTask()
+        pool = task.generate(4, "seen", seed=1)
+        kw = dict(backend=ScriptedBackend(task), params=_params(), iteration=1, out_dir=out,
+                  generate_fn=fake_model_generate(task), progress=False)
+        with pytest.raises(LockedError, match=rf"{out.name} is being written by another process \(pid {holder.pid}\)"):
+            collect(task, pool, **kw)
+        assert not (out / "trajectories.jsonl").exists()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        collect(task, pool, **kw)
+        collect(task, pool, **{**kw, "out_dir": tmp_path / "reference"})
+        assert (out / "trajectories.jsonl").read_bytes() == (tmp_path / "reference" / "trajectories.jsonl").read_bytes()
+    finally:
+        holder.kill()

@@ -246,7 +246,20 @@ def run_evaluation(task_name: str, method: str, model_dir, test_file, params: di
         model, tokenizer = load_for_inference(model_dir)
     examples = [Example.from_dict(r) for r in read_jsonl(test_file)]
     t0 = time.time()
-    res = evaluate_self_improve(task, model, tokenizer, examples, cfg, generate_fn=generate_fn, progress=progress)
+    from tripost.io import exclusive
+
+    with exclusive(out_dir):
+        res = evaluate_self_improve(task, model, tokenizer, examples, cfg, generate_fn=generate_fn,
+                                    progress=progress)
+        return _write_evaluation(task_name, method, model_dir, out_dir, cfg, res, t0)
+
+
+def _write_evaluation(task_name, method, model_dir, out_dir, cfg, res, t0) -> dict:
+    import time
+    from pathlib import Path
+
+    from tripost.io import write_json, write_jsonl
+
     metrics = {"task": task_name, "method": method, "model_dir": str(model_dir),
                **{k: v for k, v in res.items() if k != "predictions"},
                "config": cfg, "wall_time_s": round(time.time() - t0, 1)}

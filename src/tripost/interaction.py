@@ -408,6 +408,16 @@ def collect(task, examples: list, *, model=None, tokenizer=None, backend, params
     Rerunning after a kill resumes; the final files equal those of an uninterrupted run.
     `fingerprint` identifies the inputs (model, pool, params): partial files made with other inputs
     are discarded instead of resumed."""
+    from tripost.io import exclusive
+
+    with exclusive(out_dir):  # one writer per output directory, even if a killed run's kernel lives on
+        return _collect(task, examples, model=model, tokenizer=tokenizer, backend=backend, params=params,
+                        iteration=iteration, out_dir=out_dir, generate_fn=generate_fn, progress=progress,
+                        on_pass_end=on_pass_end, fingerprint=fingerprint)
+
+
+def _collect(task, examples, *, model, tokenizer, backend, params, iteration, out_dir, generate_fn, progress,
+             on_pass_end, fingerprint) -> dict:
     from tripost.params import section
     from tripost.processing import collected_count
 

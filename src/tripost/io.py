@@ -128,3 +128,35 @@ def reset_if_stale(out_dir: str | Path, key: str, files: Iterable[str]) -> bool:
         with atomic_path(marker) as tmp:
             tmp.write_text(key + "\n")
     return resumed
+
+
+class LockedError(RuntimeError):
+    """Another live process is writing the same stage output."""
+
+
+@contextlib.contextmanager
+def exclusive(target: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on a stage's output `target` (a file or directory) for the whole block.
+
+    The lock is `flock` on `<parent>/.<name>.lock` (beside the output, never inside a DVC output), so
+    the OS drops it when the holder dies, however it dies. A second writer - e.g. a rerun while an
+    orphaned kernel of a killed `dvc repro` still runs - fails at once with one line naming the output
+    and the holder's pid, instead of interleaving its rows with the other's."""
+    import fcntl
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.parent / f".{target.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise LockedError(f"{target} is being written by another process (pid {holder}); "
+                              f"wait for it or kill it, then rerun") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield lock
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -217,10 +217,18 @@ def last_complete_checkpoint(ckpt_dir) -> str | None:
 def train(model, tokenizer, records: list[dict], out_dir, config: dict, checkpoint_dir=None) -> dict:
     """Train `model` on `records` with weighted SL; save the result in HF format at `out_dir`.
 
-    Resumes from the last checkpoint in `checkpoint_dir` (default `out_dir/checkpoints`). Writes
+    Resumes from the last complete checkpoint in `checkpoint_dir` (default `out_dir/checkpoints`). Writes
     `out_dir/loss_history.{json,csv}`, `out_dir/loss_curve.png` and `out_dir/train_metrics.json`.
-    Returns the metrics dict (final loss, tokens/s, wall time, steps, ...).
+    Returns the metrics dict (final loss, tokens/s, wall time, steps, ...). Holds an exclusive lock on
+    `out_dir` throughout (tripost.io.exclusive): a second writer fails at once.
     """
+    from tripost.io import exclusive
+
+    with exclusive(out_dir):
+        return _train(model, tokenizer, records, out_dir, config, checkpoint_dir)
+
+
+def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
     from transformers import TrainingArguments
 
     from tripost.io import write_json
