@@ -53,3 +53,41 @@ def test_unknown_profile_is_a_clear_error(tmp_path):
     params.write_text("profile: default\n")
     with pytest.raises(ValueError, match="no profile 'nope'"):
         apply_profile("nope", params, ROOT / "profiles")
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("model:\n  num_hidden_layer: 8\n", "params.yaml: model.num_hidden_layer is not a known setting"),
+    ("processing:\n  improvement_ratio: abc\n", "params.yaml: processing.improvement_ratio must be a number, got 'abc'"),
+    ("data:\n  train_size: '100'\n", "params.yaml: data.train_size must be an integer, got '100'"),
+    ("train:\n  mask_prompt: 1\n", "params.yaml: train.mask_prompt must be true or false, got 1"),
+    ("sft:\n  per_task:\n    word_sorting: {max_step: 3}\n", "params.yaml: sft.per_task.word_sorting.max_step is not a known"),
+    ("pipeline:\n  iterations:\n    - {name: t1, t: one, prev: ft, rebalance: true}\n",
+     r"params.yaml: pipeline.iterations\[0\].t must be an integer, got 'one'"),
+    ("baselines:\n  lmsi:\n    train: {lrr: 1.0}\n", "params.yaml: baselines.lmsi.train.lrr is not a known setting"),
+    ("sede: 3\n", "params.yaml: sede is not a known setting"),
+])
+def test_an_unknown_or_mistyped_key_is_one_line_naming_it(tmp_path, edit, message):
+    from tripost.config import ConfigError
+    from tripost.params import deep_merge
+
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), yaml.safe_load(edit))
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=message) as err:
+        load_params(path)
+    assert "\n" not in str(err.value)
+
+
+def test_every_shipped_profile_is_valid_and_a_bad_profile_is_refused_before_params_change(tmp_path):
+    from tripost.config import ConfigError, check
+
+    for f in [ROOT / "params.yaml", *sorted((ROOT / "profiles").glob("*.yaml"))]:
+        check(yaml.safe_load(f.read_text()), str(f))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "typo.yaml").write_text("train:\n  epoch: 2\n")
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    before = params.read_text()
+    with pytest.raises(ConfigError, match="typo.yaml: train.epoch is not a known setting"):
+        apply_profile("typo", params, tmp_path / "profiles")
+    assert params.read_text() == before

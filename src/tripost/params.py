@@ -16,6 +16,9 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         params = yaml.safe_load(f)
     if not isinstance(params, dict):
         raise ValueError(f"{path} must hold a mapping at top level")
+    from tripost.config import check
+
+    check(params, str(path))  # unknown keys and wrong types fail here, naming the key
     return params
 
 

@@ -38,6 +38,11 @@ def apply_profile(name: str, params_path: str | Path = "params.yaml", profiles_d
     yaml.preserve_quotes = True
     params = yaml.load(params_path.read_text())
     overlay = yaml.load(overlay_path.read_text()) or {}  # round trip: keeps "1.0e-6" a float for PyYAML
+    from tripost.config import check
+
+    import yaml as pyyaml
+
+    check(pyyaml.safe_load(overlay_path.read_text()) or {}, str(overlay_path))  # before params.yaml is touched
     _merge_into(params, overlay)
     params["profile"] = name
     with atomic_path(params_path) as tmp, tmp.open("w") as f:
