@@ -159,7 +159,7 @@ def combine_metrics(paths) -> dict:
     import json
     from pathlib import Path
 
-    from tripost.evaluation import paired_difference
+    from tripost.stats import paired_difference
 
     out: dict[str, dict[str, dict]] = {}
     outcomes: dict[tuple[str, str], dict | None] = {}
