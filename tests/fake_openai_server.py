@@ -56,12 +56,16 @@ class FakeOpenAI:
     """
 
     def __init__(self, task, *, api_key: str = "test-key", faults=None, slow_seconds: float = 1.0,
-                 reply_fn=None):
+                 reply_fn=None, latency: float = 0.0):
         self.task = task
         self.api_key = api_key
         self.faults = faults or (lambda n, prompt: None)
         self.slow_seconds = slow_seconds
         self.reply_fn = reply_fn or oracle_reply
+        self.latency = latency  # seconds every answered request takes (a remote LLM's response time)
+        self.request_times: list[float] = []
+        self.active = 0
+        self.max_active = 0  # the most requests being answered at the same time
         self.requests = 0
         self.ok = 0
         self.seen_fault_kinds: list[str] = []
@@ -99,6 +103,16 @@ class FakeOpenAI:
                 self.wfile.write(body)
 
             def do_POST(self):  # noqa: N802
+                with outer._lock:
+                    outer.active += 1
+                    outer.max_active = max(outer.max_active, outer.active)
+                try:
+                    return self._post()
+                finally:
+                    with outer._lock:
+                        outer.active -= 1
+
+            def _post(self):
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
                 if self.headers.get("Authorization") != f"Bearer {outer.api_key}":
@@ -111,10 +125,22 @@ class FakeOpenAI:
                 with outer._lock:
                     n = outer.requests
                     outer.requests += 1
+                    outer.request_times.append(time.monotonic())
                 kind = outer.faults(n, prompt)
                 if kind:
                     with outer._lock:
                         outer.seen_fault_kinds.append(kind)
+                if kind and kind.startswith("429ra:"):  # rate limited, with a Retry-After header
+                    body = json.dumps({"error": {"message": "slow down", "type": "rate"}}).encode()
+                    self.send_response(429)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Retry-After", kind[len("429ra:"):])
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return None
+                if outer.latency:
+                    time.sleep(outer.latency)
                 if kind in ("429", "500", "503"):
                     return self._send(int(kind), json.dumps({"error": {"message": "injected", "type": "x"}}).encode())
                 if kind == "timeout":

@@ -120,6 +120,41 @@ def test_faults_are_retried_and_the_data_equals_a_clean_run(task, tmp_path):
     assert (tmp_path / "scripted" / "trajectories.jsonl").read_bytes() == (tmp_path / "clean" / "trajectories.jsonl").read_bytes()
 
 
+def test_concurrent_editing_is_faster_and_byte_identical_with_faults(task, tmp_path):
+    """16 trajectories in flight against a server answering in 0.3 s: the same files as a sequential run,
+    faults included (retried per request), and the requests really overlap (the speed is measured by
+    benchmarks/llm_concurrency.py)."""
+    pool = task.generate(16, "seen", seed=13)
+    with FakeOpenAI(task, api_key=KEY, latency=0.3) as srv:
+        seq = _collect(task, LLMBackend(task, client(srv, tmp_path / "c1"), n_shots=2), tmp_path / "seq", pool)
+        assert srv.max_active == 1
+    kinds = ("429", "500", "timeout", "503")
+    with FakeOpenAI(task, api_key=KEY, latency=0.3, faults=first_attempt_faults(kinds), slow_seconds=0.8) as srv:
+        conc = _collect(task, LLMBackend(task, client(srv, tmp_path / "c2", max_in_flight=16, timeout=2.0,
+                                                      backoff_max=0.01), n_shots=2), tmp_path / "conc", pool)
+        overlap = srv.max_active
+    assert seq["llm"]["calls"] > 10 and conc["edited"] == seq["edited"] > 0
+    assert (tmp_path / "conc" / "trajectories.jsonl").read_bytes() == (tmp_path / "seq" / "trajectories.jsonl").read_bytes()
+    assert overlap > 4  # requests of different trajectories were answered at the same time
+
+
+def test_retry_after_is_honoured_and_requests_are_paced(task, tmp_path):
+    import time
+
+    with FakeOpenAI(task, api_key=KEY, faults=lambda n, p: "429ra:1" if n == 0 else "content:fine") as srv:
+        c = client(srv, tmp_path / "cache", backoff_initial=0.001, backoff_max=0.005)
+        t0 = time.monotonic()
+        c.complete("hello", temperature=0.0)
+        assert time.monotonic() - t0 >= 1.0 and srv.requests == 2  # waited as told, not 5 ms
+    with FakeOpenAI(task, api_key=KEY, faults=lambda n, p: "content:fine") as srv:
+        c = client(srv, tmp_path / "cache2", requests_per_minute=600, max_in_flight=8)  # one every 0.1 s
+        from tripost.interaction import ordered_map
+
+        list(ordered_map(lambda i: c.complete(f"q{i}", temperature=0.0), list(range(6)), 8))
+        gaps = [b - a for a, b in zip(srv.request_times, srv.request_times[1:])]
+        assert len(gaps) == 5 and min(gaps) > 0.08
+
+
 def test_rerun_from_cache_makes_no_calls(task, tmp_path, monkeypatch):
     pool = task.generate(6, "seen", seed=12)
     with FakeOpenAI(task, api_key=KEY) as srv:
@@ -148,7 +183,7 @@ def test_garbage_content_drops_the_trajectory(task, tmp_path):
 def test_persistent_failure_raises_instead_of_dropping(task, tmp_path):
     with FakeOpenAI(task, api_key=KEY, faults=lambda n, p: "500") as srv:
         c = client(srv, tmp_path / "cache", max_retries=2)
-        with pytest.raises(LLMError, match="after retries"):
+        with pytest.raises(LLMError, match=rf"request to {srv.base_url} failed \(after 3 attempts\)"):
             c.complete("hello", temperature=0.0)
         assert srv.requests == 3 and c.metrics.failures == {"http_500": 3}
     with FakeOpenAI(task, api_key="another-key") as srv:  # 401 is not retried; the key is not in the error
@@ -156,6 +191,7 @@ def test_persistent_failure_raises_instead_of_dropping(task, tmp_path):
         with pytest.raises(LLMError) as err:
             c.complete("hello", temperature=0.0)
         assert srv.auth_failures == 1 and KEY not in str(err.value)
+        assert "(1 attempt, not retried)" in str(err.value)
     assert not list((tmp_path / "cache").rglob("*.json"))  # failures are never cached
 
 
@@ -208,3 +244,19 @@ def test_make_backend_from_params(task, tmp_path, monkeypatch):
     assert make_backend(task, params).name == "scripted"
     # the params hold the variable's name, and nothing the client keeps holds the key itself
     assert KEY not in json.dumps(params) and KEY not in json.dumps({k: str(v) for k, v in vars(b.client).items()})
+
+
+def test_the_concurrency_benchmark_runs_and_reports_identical_outputs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(root / "benchmarks/llm_concurrency.py"), "--questions", "6",
+                           "--latency", "0.05", "--in-flight", "1", "4", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert [r["max_in_flight"] for r in res["rows"]] == [1, 4]
+    assert all(r["identical_to_sequential"] for r in res["rows"]) and res["speedup"] == res["rows"][-1]["speedup"]

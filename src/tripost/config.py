@@ -141,6 +141,8 @@ class Llm:
     max_retries: int
     backoff_initial: Number
     backoff_max: Number
+    max_in_flight: int
+    requests_per_minute: Number | None
     n_shots: int
     shot_seed: int
     cache_dir: str

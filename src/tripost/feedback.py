@@ -29,6 +29,7 @@ import os
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,10 +81,23 @@ class LLMMetrics:
 
     def __post_init__(self):
         self._lock = threading.Lock()
+        self._tries: dict[int, int] = {}
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
+
+    def tried(self, req: dict) -> None:
+        key = id(req)
+        with self._lock:
+            self._tries[key] = self._tries.get(key, 0) + 1
+
+    def calls_for(self, req: dict) -> str:
+        with self._lock:
+            n = self._tries.pop(id(req), 0)
+        if n == 0:
+            return "no attempt was made"
+        return "1 attempt, not retried" if n == 1 else f"after {n} attempts"
 
     def count(self, bucket: str, key: str) -> None:
         with self._lock:
@@ -166,6 +180,7 @@ class LLMBackend(Backend):
         self.fbk_temperature = fbk_temperature
         self.imp_temperature = imp_temperature
         self.shots = fewshot_examples(task, n_shots, shot_seed)
+        self.max_in_flight = client.max_in_flight  # trajectories edited concurrently (interaction)
 
     def feedback(self, question, attempt, *, gold_ok, content_ok):
         try:
@@ -223,6 +238,8 @@ def make_backend(task, params: dict, *, cache_dir: str | Path | None = None) -> 
         backoff_initial=float(llm.get("backoff_initial", 1.0)),
         backoff_max=float(llm.get("backoff_max", 60.0)),
         cache_dir=cache_dir or llm.get("cache_dir", "cache/llm"),
+        max_in_flight=int(llm.get("max_in_flight", 1)),
+        requests_per_minute=llm.get("requests_per_minute"),
     )
     return LLMBackend(
         task,
@@ -392,7 +409,8 @@ class LLMClient:
     def __init__(self, *, base_url: str, model: str, api_key_env: str, api: str = "chat",
                  max_tokens: int = 1024, timeout: float = 60.0, max_retries: int = 6,
                  backoff_initial: float = 1.0, backoff_max: float = 60.0,
-                 cache_dir: str | Path = "cache/llm", stop: tuple[str, ...] = (END,)):
+                 cache_dir: str | Path = "cache/llm", stop: tuple[str, ...] = (END,),
+                 max_in_flight: int = 1, requests_per_minute: float | None = None):
         if api not in ("chat", "completions"):
             raise ValueError(f"api must be 'chat' or 'completions', got {api!r}")
         self.base_url = base_url
@@ -407,19 +425,36 @@ class LLMClient:
         self.cache_dir = Path(cache_dir)
         self.stop = list(stop)
         self.metrics = LLMMetrics()
+        self.max_in_flight = max(int(max_in_flight), 1)
+        self.requests_per_minute = requests_per_minute
         self._client = None
+        self._client_lock = threading.Lock()
+        self._pace_lock = threading.Lock()
+        self._next_slot = 0.0
 
     # the client is built on the first cache miss: a fully cached rerun needs no key and no server
     def _openai(self):
-        if self._client is None:
-            import openai
+        with self._client_lock:  # one client, shared by every thread (the openai client is thread-safe)
+            if self._client is None:
+                import openai
 
-            key = os.environ.get(self.api_key_env)
-            if not key:
-                raise LLMError(f"environment variable {self.api_key_env} (the LLM API key) is not set")
-            self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=self.timeout,
-                                         max_retries=0)
-        return self._client
+                key = os.environ.get(self.api_key_env)
+                if not key:
+                    raise LLMError(f"environment variable {self.api_key_env} (the LLM API key) is not set")
+                self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=self.timeout,
+                                             max_retries=0)
+            return self._client
+
+    def _pace(self) -> None:
+        """Space requests so that at most `requests_per_minute` start in any minute (all threads)."""
+        if not self.requests_per_minute:
+            return
+        with self._pace_lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 60.0 / float(self.requests_per_minute)
+        if slot > now:
+            time.sleep(slot - now)
 
     def close(self) -> None:
         if self._client is not None:
@@ -470,9 +505,15 @@ class LLMClient:
         def before_sleep(state) -> None:
             self.metrics.add("retries")
 
+        backoff = tenacity.wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max)
+
+        def wait(state) -> float:
+            """Exponential back-off, or longer when the endpoint says so (Retry-After on 429/503)."""
+            return max(backoff(state), retry_after(state.outcome.exception()) or 0.0)
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(retryable),
-            wait=tenacity.wait_exponential(multiplier=self.backoff_initial, max=self.backoff_max),
+            wait=wait,
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
             before_sleep=before_sleep,
             reraise=True,
@@ -481,11 +522,14 @@ class LLMClient:
             return retrying(self._call_once, req)
         except Exception as exc:  # noqa: BLE001
             msg = _safe(exc, os.environ.get(self.api_key_env))
-            raise LLMError(f"LLM request failed after retries: {type(exc).__name__}: {msg}") from None
+            tries = self.metrics.calls_for(req)
+            raise LLMError(f"LLM request to {self.base_url} failed ({tries}): {type(exc).__name__}: {msg}") from None
 
     def _call_once(self, req: dict) -> tuple[str, dict]:
         client = self._openai()
+        self._pace()
         self.metrics.add("calls")
+        self.metrics.tried(req)
         try:
             if self.api == "chat":
                 resp = client.chat.completions.create(model=req["model"], messages=req["messages"],
@@ -540,6 +584,19 @@ def _completion_text(resp) -> str:
     if not isinstance(text, str):
         raise MalformedResponse("choice without text")
     return text
+
+
+def retry_after(exc: BaseException | None) -> float | None:
+    """Seconds from a response's `Retry-After` header (delta-seconds form), if the error carries one."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    try:
+        value = float(headers.get("retry-after", ""))
+    except (TypeError, ValueError):
+        return None
+    return min(max(value, 0.0), 600.0)
 
 
 def _kind(exc: BaseException) -> str:

@@ -395,6 +395,17 @@ def _row(task, p: int, idx: int, example, gen: dict, res: EditResult) -> dict:
     }
 
 
+def ordered_map(fn, items: list, workers: int):
+    """`map(fn, items)` with up to `workers` calls in flight (threads), results in input order."""
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        yield from pool.map(fn, items)
+
+
 def _read_rows(path: Path) -> list[dict]:
     return read_jsonl(path) if path.exists() else []
 
@@ -466,12 +477,17 @@ def _collect(task, examples, *, model, tokenizer, backend, params, iteration, ou
                                                  generate_fn=generate_fn)
                     gen_out.append({"pass": p, "chunk": c, "items": items})
                     gens_done[(p, c)] = items
-                for j, (ex, gen) in enumerate(zip(chunk, items)):
-                    if ids[j] in done_ids:
-                        continue
-                    res = edit(task, backend, ex.question, ex.answer, gen["prediction"],
-                               max_rounds=int(cfg.get("max_rounds", 5)),
-                               max_attempt_words=int(cfg.get("max_attempt_words", 512)))
+                todo = [(j, ex, gen) for j, (ex, gen) in enumerate(zip(chunk, items)) if ids[j] not in done_ids]
+
+                def edit_one(item):
+                    j, ex, gen = item
+                    return j, ex, gen, edit(task, backend, ex.question, ex.answer, gen["prediction"],
+                                            max_rounds=int(cfg.get("max_rounds", 5)),
+                                            max_attempt_words=int(cfg.get("max_attempt_words", 512)))
+
+                # trajectories of a chunk are edited concurrently (an LLM backend's requests overlap) and
+                # written in question order, so the file is byte-identical to a sequential run
+                for j, ex, gen, res in ordered_map(edit_one, todo, getattr(backend, "max_in_flight", 1)):
                     row = _row(task, p, c * chunk_size + j, ex, gen, res)
                     traj_out.append(row)
                     rows.append(row)
