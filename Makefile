@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export DVC_NO_ANALYTICS := 1
-# glibc malloc settings measured 5-25% faster for tensor-heavy CPU work (shared/machine-facts.md).
+# glibc malloc settings measured 5-25% faster for tensor-heavy CPU work on the 2-core development VM.
 export MALLOC_MMAP_THRESHOLD_ ?= 33554432
 export MALLOC_TRIM_THRESHOLD_ ?= 68719476736
 export MALLOC_TOP_PAD_ ?= 1073741824

@@ -1,4 +1,4 @@
-"""Baselines (spec §5.3): +ft SI. demo trajectories (corrupted gold edited by FBK/IMP, same schema and
+"""Baselines (docs/method.md §6): +ft SI. demo trajectories (corrupted gold edited by FBK/IMP, same schema and
 processing as TriPosT) and LMSI records (gold- and FBK-correct samples of M0, deduplicated)."""
 
 from __future__ import annotations

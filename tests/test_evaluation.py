@@ -1,4 +1,4 @@
-"""Self-improving evaluation (spec §5.2): SI frequency / contribution on a scripted model, a real tiny
+"""Self-improving evaluation (docs/method.md §5.2): SI frequency / contribution on a scripted model, a real tiny
 model run, and the combined metrics / ratio-sweep files."""
 
 from __future__ import annotations

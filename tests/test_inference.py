@@ -1,4 +1,4 @@
-"""Self-improving inference (spec §5.1): the re-prompting loop on a scripted model, then a real tiny model."""
+"""Self-improving inference (docs/method.md §5.1): the re-prompting loop on a scripted model, then a real tiny model."""
 
 from __future__ import annotations
 

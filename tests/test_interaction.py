@@ -1,4 +1,4 @@
-"""Trajectory editing (spec §2.2-2.5) on hand-written attempts, and collection with kill-and-resume."""
+"""Trajectory editing (docs/method.md §2.2-2.5) on hand-written attempts, and collection with kill-and-resume."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def test_filter_6_five_round_cap(task):
 def test_filter_7_no_progress_truncates_to_first_pair(task):
     # FBK on A_W2 points at step (2) "3 + 3 = 7"; IMP rewrites step (2) (legit), but an LLM-like FBK
     # repeats the same step and segment -> no progress; the next IMP round gets it right. The chain
-    # ends correct but is truncated to (attempt, FBK feedback), spec §2.4.
+    # ends correct but is truncated to (attempt, FBK feedback), docs/method.md §2.5.
     fb2 = fb_of(task, A_W2)
     a_x = A_W2.replace("3 + 3 = 7", "3 + 3 = 8").replace("is 7", "is 8")
     backend = Stub(task, fbk={a_x: fb2}, imp=[a_x, A_RIGHT])

@@ -1,4 +1,4 @@
-"""Logical Deduction world: generator, solver, scripted FBK / IMP, parsers (spec §1.4, §2.3, §2.4)."""
+"""Logical Deduction world: generator, solver, scripted FBK / IMP, parsers (docs/method.md §1.1, §2.3, §2.5)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ TASK = get_task("multistep_arithmetic")
 PAPER_BUCKETS = TASK.default_buckets["seen"] + TASK.default_buckets["unseen"]
 ALL_BUCKETS = PAPER_BUCKETS + ["l2d2", "l3d0"]
 
-# The spec's worked example (§1.1, Appendix A), written out by hand.
+# The worked example of docs/method.md §1.3, written out by hand.
 Q = "((-2 - -3 * -7) - (-5 * -4 - 2)) ="
 GOLD = (
     '(1) This equation can be written as "(A - B)", where A = (-2 - -3 * -7) and B = (-5 * -4 - 2).\n'

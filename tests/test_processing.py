@@ -1,4 +1,4 @@
-"""Data post-processing (spec §3): turns, gold, rebalancing r : 1 : 1, duplicates, token cap, counts."""
+"""Data post-processing (docs/method.md §3): turns, gold, rebalancing r : 1 : 1, duplicates, token cap, counts."""
 
 from __future__ import annotations
 

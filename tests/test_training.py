@@ -1,4 +1,4 @@
-"""Weighted SL (spec §4.2 + §4.4 fix): collator weights/labels, the loss by hand, a real run, resume."""
+"""Weighted SL (docs/method.md §4.2, end-of-text fix of §7): collator weights/labels, the loss by hand, a real run, resume."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Baselines of the main table (spec §5.3), built from the same parts as TriPosT.
+"""Baselines of the main table (docs/method.md §6), built from the same parts as TriPosT.
 
 * **+ft SI. demo** — self-improvement demonstrations that are *not the model's own*: for every training
   question the gold rationale gets one planted mistake (`task.corrupt`, seeded), and that attempt is
@@ -142,7 +142,7 @@ def lmsi_records(task, examples, model, tokenizer, k: int, temperature: float, s
     task's scripted checker) judges correct. Exact duplicate texts are dropped. Records:
     `{"prompt", "completion": "\\n" + attempt, "weighted": False, "kind": "lmsi"}`; with `direct_answer`
     also one `{"prompt": "Q: ...\\nAnswer:", "completion": " " + final response text, "kind":
-    "lmsi_direct"}` per question with a kept attempt (spec §5.3).
+    "lmsi_direct"}` per question with a kept attempt (docs/method.md §6).
     """
     from tripost.feedback import ScriptedBackend
 

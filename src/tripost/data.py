@@ -1,5 +1,6 @@
 """Data preparation: train/val/test splits of one task, from the synthetic generator or a real
-BIG-Bench file (spec §1). Train and val hold seen-bucket questions only; test holds both splits."""
+BIG-Bench file (docs/method.md §1.2). Train and val hold seen-bucket questions only; test holds both
+splits."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Evaluation of the small model. `greedy_accuracy`: a plain greedy answer (one attempt, no
-self-improvement), scored per bucket and aggregated as seen / unseen / total (spec §5.2)."""
+self-improvement), scored per bucket and aggregated as seen / unseen / total (docs/method.md §5.2)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def greedy_accuracy(model, tokenizer, task, examples, *, max_new_tokens: int, ba
 
 
 # ================================================================================================
-# Self-improving evaluation (spec §5.1, §5.2): the paper's test-time protocol for every method.
+# Self-improving evaluation (docs/method.md §5.1, §5.2): the paper's test-time protocol for every method.
 # ================================================================================================
 
 EVAL_DEFAULTS = {"max_generation_calls": 3, "max_new_tokens": 512, "batch_size": 32, "seed": 0}
@@ -78,7 +78,7 @@ def _first_attempt_correct(task, result, gold: str) -> bool:
 
 
 def si_stats(rows: list[dict]) -> dict:
-    """SI frequency, SI contribution and mean revisions of prediction rows (spec §5.2).
+    """SI frequency, SI contribution and mean revisions of prediction rows (docs/method.md §5.2).
 
     si_freq    = share of questions with >= 1 revision ("Updated Answer");
     si_contrib = among correctly answered questions, the share whose first attempt was wrong (0 when
@@ -147,7 +147,7 @@ def evaluate_self_improve(task, model, tokenizer, examples, cfg: dict, *, genera
     "si_freq", "si_contrib", "mean_revisions", "first_attempt_accuracy", "by_split": {split: SI stats},
     "stops": {stop reason: count}, "n": {"seen", "unseen", "total"}, "predictions": [rows]}; a row is
     {question, gold, bucket, split, answer, correct, first_attempt_answer, first_attempt_correct,
-    num_revisions, calls, stop, text}. The final answer is the last attempt's (spec §5.1).
+    num_revisions, calls, stop, text}. The final answer is the last attempt's (docs/method.md §5.1).
     """
     from collections import Counter
 

@@ -1,13 +1,13 @@
-"""FBK and IMP modules (spec §2.3, §2.4): a `scripted` backend (the task's own checker and fixer) and
-an `llm` backend (any OpenAI-compatible endpoint through the `openai` client).
+"""FBK and IMP modules (docs/method.md §2.3, §2.5): a `scripted` backend (the task's own checker and
+fixer) and an `llm` backend (any OpenAI-compatible endpoint through the `openai` client).
 
 Backends never decide correctness: the editor (tripost.interaction) decides it from the gold answer and
 only asks FBK *where* and *why* an attempt is wrong. The llm backend is therefore only called on
 attempts that are not gold-correct (or whose content is invalid), with a "no-correct" prompt: its
-reply must name an error step (spec §2.3b).
+reply must name an error step (docs/method.md §2.3).
 
 LLM prompts are few-shot prompts of our own, built deterministically from the task itself
-(task.generate -> task.corrupt -> task.feedback -> task.improve), in the spec's formats:
+(task.generate -> task.corrupt -> task.feedback -> task.improve), in the original code's prompt formats:
   FBK: `... {attempt}\\nEarliest error step: (k)\\nError segment: "..."\\nError reason: ... [END]`
   IMP: `... {attempt}\\nFeedback: {fb}\\nUpdated Answer: Let's think step by step.[ info]\\n{steps before k}`
        -> the LLM continues from the wrong step k; the correct prefix is copied verbatim.
@@ -143,7 +143,7 @@ class Backend:
 
 
 class ScriptedBackend(Backend):
-    """FBK = task.feedback, IMP = task.improve (spec §2.3a). Any exception -> None (the original's
+    """FBK = task.feedback, IMP = task.improve (docs/method.md §2.3). Any exception -> None (the original's
     "[ERROR]" -> drop)."""
 
     name = "scripted"
@@ -168,7 +168,7 @@ class ScriptedBackend(Backend):
 
 
 class LLMBackend(Backend):
-    """FBK/IMP through an OpenAI-compatible endpoint (spec §2.3b, §2.4)."""
+    """FBK/IMP through an OpenAI-compatible endpoint (docs/method.md §2.3, §2.5)."""
 
     name = "llm"
 

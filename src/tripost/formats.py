@@ -1,4 +1,4 @@
-"""The text format shared by every task, the small model, FBK/IMP and processing (spec §1.5, §2.5).
+"""The text format shared by every task, the small model, FBK/IMP and processing (docs/method.md §1.3).
 
 A model output is a sequence of *attempts*; an attempt is a list of step lines
 `(1) ...`, `(3.2) ...`, ending with `(Final response) ... So the answer is ...`.
@@ -31,7 +31,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Feedback:
-    """A step-level feedback: the first wrong step, the wrong segment and why (spec §2.3)."""
+    """A step-level feedback: the first wrong step, the wrong segment and why (docs/method.md §2.3)."""
 
     is_correct: bool
     step: str | None  # label of the first wrong step, "Final response", or None when correct
@@ -136,7 +136,7 @@ def parse_feedback(text: str) -> Feedback | None:
 
 
 def same_error(a: Feedback, b: Feedback) -> bool:
-    """Spec §2.2 'identical': same error step and one segment contains the other."""
+    """The same error (docs/method.md §2.4): same error step and one segment contains the other."""
     if a.is_correct or b.is_correct or a.step != b.step:
         return False
     sa, sb = a.segment or "", b.segment or ""

@@ -1,4 +1,4 @@
-"""Fast batched generation for the small model (issue item 4): the hot path of interaction and
+"""Fast batched generation for the small model: the hot path of interaction and
 evaluation.
 
 How it works (a continuous-batching loop over the ordinary HF forward):
@@ -214,7 +214,7 @@ class _Generator:
         self.device = next(model.parameters()).device
         self.ids = [list(tokenizer(p)["input_ids"]) for p in prompts]
         if max_input_tokens:
-            self.ids = [x[-int(max_input_tokens):] for x in self.ids]  # left-truncate (spec §5.1)
+            self.ids = [x[-int(max_input_tokens):] for x in self.ids]  # left-truncate (docs/method.md §5.1)
         self.out = [[] for _ in prompts]
         self.reason = [None] * len(prompts)
         self.tail = [""] * len(prompts)

@@ -1,4 +1,4 @@
-"""Self-improving inference (spec §5.1, the intended behaviour of the original loop).
+"""Self-improving inference (docs/method.md §5.1; the intended behaviour of the original loop).
 
 The model answers; it then writes `Feedback: ...`; if that feedback is not "... The final response is
 also correct." it is re-prompted with `Updated Answer: Let's think step by step.` to revise. At most
@@ -6,7 +6,7 @@ also correct." it is re-prompted with `Updated Answer: Let's think step by step.
 `num_continue_generation`); the answer is the *last* attempt's, whatever the model's last feedback says.
 Questions are batched: every round sends all still-active questions to one `generate_fn` call.
 
-Fixes of the original's quirks (spec §5.1 notes): re-prompts keep the task's `info` text after
+Fixes of the original's quirks (docs/method.md §7): re-prompts keep the task's `info` text after
 "Let's think step by step." (training texts have it), and a call that ends with an error feedback is
 re-prompted for an `Updated Answer` (the original's parser bug turned that feedback into an attempt).
 

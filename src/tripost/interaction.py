@@ -1,8 +1,9 @@
-"""Interactive trajectory editing (spec §2): the small model answers every training question, FBK and
-IMP edit its wrong trajectories, and every trajectory is appended to JSONL as it is produced.
+"""Interactive trajectory editing (docs/method.md §2): the small model answers every training
+question, FBK and IMP edit its wrong trajectories, and every trajectory is appended to JSONL as it is
+produced.
 
 One prediction (`edit`):
-    clean it (spec §2.2 clean_pred; any odd line -> dropped, filter 1); drop over-long attempts (2);
+    clean it (docs/method.md §2.2; any odd line -> dropped, filter 1); drop over-long attempts (2);
     walk the model's attempts in order, asking FBK about each:
       - FBK says the attempt is correct (gold-correct, valid content): the trajectory ends there;
         attempt 1 -> "direct_correct" (kept with a 'correct' feedback line); a later attempt whose
@@ -38,7 +39,7 @@ from tripost import formats
 from tripost.formats import FINAL_LABEL, Feedback, parse_feedback, parse_step, same_error
 from tripost.io import JsonlAppender, read_jsonl, reset_if_stale, write_json
 
-# The ten filters of spec §3.5, in order. 1-8 are decided here; 9-10 in processing.
+# The ten filters of docs/method.md §3.1, in order. 1-8 are decided here; 9-10 in processing.
 FILTERS = {
     "format": "1. unparsable / odd-format prediction",
     "too_long": "2. over-long attempt",
@@ -56,7 +57,7 @@ STATUSES = ("direct_correct", "self_improved", "edited", "truncated", "dropped")
 
 
 # --------------------------------------------------------------------------------------------------
-# cleaning (spec §2.2 clean_pred)
+# cleaning (docs/method.md §2.2)
 
 _QUESTION_HEADERS = ("Q:", "Options:", "List:", "Answer:")
 
@@ -123,8 +124,9 @@ def gold_ok(task, attempt: str, gold: str) -> bool:
 
 
 def content_ok(task, question: str, attempt: str) -> bool:
-    """spec §2.4 has_valid_content, where the task defines it (the final answer must be supported by
-    the steps); tasks without it rely on their scripted FBK, which checks the final response."""
+    """has_valid_content (docs/method.md §2.4), where the task defines it (the final answer must be
+    supported by the steps); tasks without it rely on their scripted FBK, which checks the final
+    response."""
     check = getattr(task, "has_valid_content", None)
     if check is None:
         return True
@@ -145,7 +147,7 @@ def _order(label: str) -> tuple:
 
 
 def legit_update(old: str, new: str, feedback: Feedback) -> str | None:
-    """None if `new` is a legit update of `old` under `feedback` (spec §2.4), else why not."""
+    """None if `new` is a legit update of `old` under `feedback` (docs/method.md §2.5), else why not."""
     try:
         new_steps = formats.parse_steps(new)
         old_steps = formats.parse_steps(old)
@@ -172,7 +174,8 @@ def legit_update(old: str, new: str, feedback: Feedback) -> str | None:
         reason = feedback.reason or ""
         # The wrong occurrence of the segment must be gone: fewer occurrences than before (a segment
         # that also appears in a correct part of the step, or a "duplicated" one, may stay once per
-        # correct use; spec §2.4 WS "is duplicated"); a "missing" error is fixed by adding to it.
+        # correct use: the original's word-sorting "is duplicated" rule); a "missing" error is fixed by
+        # adding to it.
         if seg and "missing" not in reason:
             before = old_steps[k].text.count(seg)
             if new_k.text.count(seg) >= max(before, 1):
@@ -181,7 +184,8 @@ def legit_update(old: str, new: str, feedback: Feedback) -> str | None:
 
 
 def progressed(prev: Feedback, new: Feedback) -> bool:
-    """spec §2.4: no progress if the new error is earlier, or the same step with the same segment."""
+    """No progress if the new error is earlier, or the same step with the same segment (docs/method.md
+    §2.5)."""
     if new.is_correct:
         return True
     a, b = _order(prev.step), _order(new.step)
@@ -217,7 +221,8 @@ class EditResult:
 
 
 def trajectory_text(task, question: str, attempts: list[str], feedbacks: list[str]) -> str:
-    """spec §2.5: `Q: ...\\nAnswer: ...\\n{a1}\\nFeedback: {f1}\\nUpdated Answer: ...\\n{a2}...`."""
+    """The trajectory text (docs/method.md §1.3):
+    `Q: ...\\nAnswer: ...\\n{a1}\\nFeedback: {f1}\\nUpdated Answer: ...\\n{a2}...`."""
     parts = [task.prompt(question)]
     for i, a in enumerate(attempts):
         if i:
@@ -345,7 +350,7 @@ def _default_generate(*args, **kwargs):
 
 def generate_predictions(task, questions: list[str], *, model, tokenizer, iteration: int, cfg: dict, seed: int,
                          generate_fn: Callable | None = None) -> list[dict]:
-    """The small model's predictions for `questions`: t = 1 one sampled attempt (spec §2.1), t >= 2
+    """The small model's predictions for `questions`: t = 1 one sampled attempt (docs/method.md §2.1), t >= 2
     the self-improving inference. One dict per question: prediction (text after the prompt) + info."""
     generate_fn = generate_fn or _default_generate
     if iteration <= 1:

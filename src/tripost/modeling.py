@@ -1,4 +1,4 @@
-"""Small-model loading and saving (issue item 1).
+"""Small-model loading and saving.
 
 Two kinds of model, chosen in params.yaml `model:`:
 
@@ -165,7 +165,7 @@ def load_tokenizer(path):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path))
-    if tok.pad_token is None:  # LLaMA-style checkpoints: pad = eos (spec §4.2)
+    if tok.pad_token is None:  # LLaMA-style checkpoints: pad = eos (docs/method.md §4.3)
         tok.pad_token = tok.eos_token
     return tok
 

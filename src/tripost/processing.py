@@ -1,22 +1,22 @@
-"""Data post-processing (spec §3): trajectories -> weighted training records.
+"""Data post-processing (docs/method.md §3): trajectories -> weighted training records.
 
 Per collection pass:
-  - dropped trajectories are counted by filter (1-6, 8 of spec §3.5, decided in interaction);
-  - turn conversion (spec §3.2): an edited / self-improved trajectory [a1, f1, ..., aK, fK] gives one
-    *improvement* example per (a_i, f_i, a_{i+1}) and one *final_correct* example (a_K + its 'correct'
-    feedback); a direct-correct attempt gives a *direct_correct* example; a non-progressing chain gives
-    a *truncated* example (a_i + FBK's error feedback, filter 7);
+  - dropped trajectories are counted by filter (1-6, 8 of docs/method.md §3.1, decided in interaction);
+  - turn conversion (docs/method.md §3.2): an edited / self-improved trajectory [a1, f1, ..., aK, fK]
+    gives one *improvement* example per (a_i, f_i, a_{i+1}) and one *final_correct* example (a_K + its
+    'correct' feedback); a direct-correct attempt gives a *direct_correct* example; a non-progressing
+    chain gives a *truncated* example (a_i + FBK's error feedback, filter 7);
   - exact-text duplicates are dropped across passes (filter 9; gold examples among themselves), then
     records over the token cap (filter 10);
-  - rebalancing (spec §3.3): all improvement examples + a sample of ceil(n_imp / r) others;
+  - rebalancing (docs/method.md §3.4): all improvement examples + a sample of ceil(n_imp / r) others;
     r <= 0 keeps everything (the paper's TriPosT-auto).
 After all passes, gold examples (gold rationale + 'correct' feedback) for the pool's questions, as many
 as the sampled others (so improvement : other : gold = r : 1 : 1), and a final shuffle.
 
 Records: {"prompt": "Q: ...\\nAnswer: Let's think step by step.[ info]", "completion": "\\n...",
 "weighted": bool, "kind": improvement | final_correct | truncated | direct_correct | gold}.
-weighted = the loss weight applies from the first "\\nFeedback:" (spec §4.2): True for turn examples
-(improvement, final_correct, truncated); False for gold and the model's own direct-correct answers.
+weighted = the loss weight applies from the first "\\nFeedback:" (docs/method.md §4.2): True for turn
+examples (improvement, final_correct, truncated); False for gold and the model's own direct-correct answers.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _record(prompt: str, completion: str, kind: str) -> dict:
 
 
 def turn_records(task, row: dict) -> list[dict]:
-    """The training records of one kept trajectory row (spec §3.2); [] for a dropped one."""
+    """The training records of one kept trajectory row (docs/method.md §3.2); [] for a dropped one."""
     status = row["status"]
     if status == "dropped":
         return []
@@ -76,7 +76,7 @@ def _passes(rows: list[dict]) -> list[int]:
 
 def collected_count(task, rows: list[dict], *, ratio: float = 1.5) -> int:
     """How many non-gold examples processing would keep from `rows` (before the token cap): the
-    quantity the collection compares with max_data_length (spec §3.4)."""
+    quantity the collection compares with max_data_length (docs/method.md §3.5)."""
     seen: set[str] = set()
     total = 0
     for p in _passes(rows):
@@ -186,7 +186,7 @@ def process(task, rows: list[dict], pool: list, *, ratio: float = 1.5, seed: int
 
 
 def filter_table(metrics: dict) -> list[dict]:
-    """One row per filter of spec §3.5 with its count (for the notebook)."""
+    """One row per filter of docs/method.md §3.1 with its count (for the notebook)."""
     return [{"filter": FILTERS[k], "count": metrics["filters"].get(k, 0)} for k in FILTERS]
 
 

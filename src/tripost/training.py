@@ -1,4 +1,4 @@
-"""Weighted supervised learning on the HF Trainer (issue item 2; spec §4.2 with the §4.4 fix).
+"""Weighted supervised learning on the HF Trainer (docs/method.md §4.2, with the end-of-text fix of §7).
 
 A training record is `{"prompt", "completion", "weighted", "kind"}`; the trained text is
 prompt + completion + EOS. Per-token loss weights: 1.0 everywhere, except for records with

@@ -107,5 +107,5 @@ class Task:
         return formats.prompt(question, self.info)
 
     def gold_text(self, example: Example) -> str:
-        """SFT text: prompt + gold rationale (spec §1.5)."""
+        """SFT text: prompt + gold rationale (docs/method.md §1.3)."""
         return f"{self.prompt(example.question)}\n{example.rationale}"

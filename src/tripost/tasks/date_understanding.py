@@ -1,4 +1,4 @@
-"""Date Understanding (spec §1.3): BIG-Bench questions about dates, answered as one of six lettered
+"""Date Understanding (docs/method.md §1.1): BIG-Bench questions about dates, answered as one of six lettered
 MM/DD/YYYY options (the paper's format) or, with `option_letters=False`, with the option's date
 itself (BIG-Bench's own multiple choice, which scores the option texts).
 
@@ -12,7 +12,7 @@ Everything here is scripted and works on the question text alone:
   rationale. It is built for precision: a premise it does not recognise with certainty, a date that
   does not exist, an ambiguous reading whose answers are both among the options, or a computed date
   that is not exactly one option all raise ValueError.
-* Rationale format (spec §1.3): one step per derived date, the last one followed by the MM/DD/YYYY
+* Rationale format (docs/method.md §1.3): one step per derived date, the last one followed by the MM/DD/YYYY
   form, then the option::
 
       (1) If today is Christmas Eve of 1937, then today's date is December 24, 1937.
@@ -1685,7 +1685,8 @@ class DateUnderstanding(Task):
             return None
 
     def has_valid_content(self, question: str, attempt: str) -> bool:
-        """spec §2.4 (DU): the chosen option's date is the date the last step ends with. Never raises."""
+        """Valid content (docs/method.md §2.4): the chosen option's date is the date the last step ends
+        with. Never raises."""
         try:
             _stem, options = _split_question(question)
             body, final = _attempt_steps(attempt)

@@ -1,4 +1,4 @@
-"""Logical Deduction (BIG-Bench `logical_deduction`, 3 / 5 / 7 objects; spec §1.4).
+"""Logical Deduction (BIG-Bench `logical_deduction`, 3 / 5 / 7 objects; docs/method.md §1.1).
 
 Questions
     BIG-Bench(-Hard) paragraphs: the fixed preamble, one scenario sentence listing the objects
@@ -9,7 +9,7 @@ Questions
     (cheaper / less / more expensive).  Answer = the option letter ("A"); buckets "3", "5", "7"
     (seen = 3, 5; unseen = 7).
 
-Orderings (the paper's notation, spec §1.4)
+Orderings (the paper's notation)
     Every scenario is put on one axis with a *start* and an *end*: (left)/(right),
     (first)/(last), (oldest)/(newest), (most expensive)/(least expensive).  An ordering is
     `"(start) t t ... (end)"` with t an object name, `?` (exactly one object) or `??` (zero or more).
@@ -28,7 +28,7 @@ Gold rationale (`solve`), deterministic
             combination writes the most informative single ordering over the objects named in the
             steps it cites: exact gaps where they are fixed, `??` elsewhere.  Without the list step
             a gap that is fixed only by the number of objects (not among N + 1 objects) is written
-            `??`, so the list step closes the ordering as in the paper's example (spec §1.4, which
+            `??`, so the list step closes the ordering as in the paper's example (which
             this reproduces verbatim).  Should the greedy stall (not seen in tests), one step cites
             every statement and the list step.  It ends with the total ordering.
     then    `According to this ordering, the <object> that <asked position> is <the object>.`

@@ -1,6 +1,6 @@
 """Multistep Arithmetic (BIG-Bench): generator, scripted solver, parser, scripted FBK and IMP.
 
-Spec §1.1 (data and rationale format), §2.3(a) (scripted FBK), §2.4 (IMP).
+docs/method.md §1 (data and rationale format), §2.3 (scripted FBK), §2.5 (IMP).
 
 A question is a tree of parenthesised groups, e.g. `((-2 - -3 * -7) - (-5 * -4 - 2)) =`. The gold
 rationale names every innermost group with a letter, calculates each letter, then the final equation:
@@ -40,7 +40,7 @@ INFO = (
     "Recall that the order of operations in mathematics is as follows: (1) Parentheses, (2) exponents, "
     "(3) multiplication and division (from left to right), (4) addition and multiplication (from left to "
     "right). So, remember to always compute the expressions inside parentheses or brackets first."
-)  # sic "addition and multiplication": the paper's prompt text (spec §1.1)
+)  # sic "addition and multiplication": the paper's prompt text (docs/method.md §1.1)
 
 OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -401,7 +401,7 @@ def _drop_period(text: str) -> str:
 
 
 def _answer_in(text: str) -> tuple[int | None, str] | None:
-    """The evaluator's rule (spec §1.1): `the answer is (.*)\\.` must match exactly once.
+    """The evaluator's rule (docs/method.md §1.4): `the answer is (.*)\\.` must match exactly once.
     Returns (integer or None if it is not one, matched segment), or None if there is no match."""
     text = text.strip()
     probe = text if text.endswith(".") else text + "."

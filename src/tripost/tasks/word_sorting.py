@@ -1,4 +1,4 @@
-"""Word Sorting (BIG-Bench `word_sorting`, spec §1.2): the scripted bucket-sort world.
+"""Word Sorting (BIG-Bench `word_sorting`, docs/method.md §1.1): the scripted bucket-sort world.
 
 Question: ``Sort the following words alphabetically:\\nList: osteology embedded sharpshoot irwin``;
 answer: the words sorted, joined by single spaces. The gold rationale is a recursive bucket sort on
