@@ -1,0 +1,251 @@
+"""Research probe: teach a fixed M0 to judge and revise its own attempts, at scale.
+
+One run = one recipe on one task, from a fixed M0:
+
+1. interaction pool: `--pool` freshly generated seen-bucket questions (test and val questions excluded);
+2. M0 writes one attempt per question (greedy = the attempts it makes at test time, or sampled);
+3. the scripted FBK/IMP edit every wrong attempt (tripost.interaction.edit, up to 5 rounds);
+4. records: `paper` layout (tripost.processing.turn_records: the attempt itself is trained) or
+   `judge` layout (the model's attempt sits in the masked prompt: only the feedback, the revision and
+   the revision's feedback are trained), plus `--replay` gold examples of other fresh questions;
+5. weighted SL from M0 (answer-only loss);
+6. evaluation on the test set (+ `--extra-test` fresh seen questions) with the self-improving
+   inference: accuracy, first-attempt accuracy, revisions that fix / break, and self-verification
+   (does the model's own first feedback agree with the scripted FBK?), each with a 95% bootstrap
+   interval; M0's greedy answer on the same questions is the baseline.
+
+Writes `<out>/result.json` (every number and the exact arguments). Usage:
+
+    python experiments/own_attempts.py --task word_sorting --out runs/ws-judge-6k --pool 6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from tripost import formats
+from tripost.evaluation import bootstrap_interval, evaluate_self_improve
+from tripost.feedback import ScriptedBackend
+from tripost.generation import generate
+from tripost.interaction import edit
+from tripost.io import read_jsonl, write_json, write_jsonl
+from tripost.modeling import load_for_inference, load_for_training
+from tripost.params import load_params, section
+from tripost.processing import gold_record, turn_records
+from tripost.tasks import Example, get_task
+from tripost.training import extra_sft_examples, train
+
+
+def judge_records(task, row: dict) -> list[dict]:
+    """The `judge` layout: each (attempt, feedback[, revision]) turn with the attempt in the prompt."""
+    out = []
+    for rec in turn_records(task, row):
+        if rec["kind"] == "final_correct":  # the improvement record already ends with this verdict
+            continue
+        comp = rec["completion"]
+        cut = comp.index("\nFeedback:")
+        prompt, completion = rec["prompt"] + comp[:cut], comp[cut:]
+        if rec["kind"] == "improvement":  # the revision is followed by its own verdict at test time
+            revised = completion.rsplit(formats.answer_header(task.info, updated=True) + "\n", 1)[1]
+            verdict = formats.correct_feedback_text(formats.parse_steps(revised))
+            after = task.feedback(row["question"], revised)
+            if not after.is_correct:  # an intermediate revision: its verdict is FBK's
+                verdict = after.text
+            completion += f"\nFeedback: {verdict}"
+        out.append({**rec, "prompt": prompt, "completion": completion, "weighted": False})
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--m0", default="", help="default models/<task>/ft")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--pool", type=int, default=6000)
+    ap.add_argument("--temperature", type=float, default=0.0, help="0 = greedy attempts")
+    ap.add_argument("--layout", choices=["paper", "judge"], default="judge")
+    ap.add_argument("--replay", type=int, default=2000, help="gold examples of other fresh questions")
+    ap.add_argument("--correct-share", type=float, default=1.0,
+                    help="keep this share of direct-correct records (1 = all)")
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--extra-test", type=int, default=300)
+    ap.add_argument("--records", default="", help="reuse the records of an earlier run (skips steps 1-4)")
+    ap.add_argument("--max-records", type=int, default=0, help="> 0: keep at most this many non-gold records")
+    ap.add_argument("--kinds", default="", help="comma-separated record kinds to keep (default all)")
+    ap.add_argument("--test-limit", type=int, default=0, help="> 0: only the first N test questions (dry runs)")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+
+    t_start = time.time()
+    params = load_params(args.params)
+    dcfg = section(params, "data", args.task)
+    task = get_task(args.task, **(dcfg.get("options") or {}))
+    m0 = args.m0 or f"models/{args.task}/ft"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path("data") / args.task
+    test = [Example.from_dict(r) for r in read_jsonl(data / "test.jsonl")]
+    if args.test_limit > 0:
+        test = test[: args.test_limit // 2] + test[-(args.test_limit // 2):]
+    val = [Example.from_dict(r) for r in read_jsonl(data / "val.jsonl")]
+    train_rows = [Example.from_dict(r) for r in read_jsonl(data / "train.jsonl")]
+    seen_buckets = (dcfg.get("buckets") or {}).get("seen")
+    # Extra seen test questions (fixed seed, independent of --seed), never trained on.
+    extra_test = extra_sft_examples(task, args.extra_test, seen_buckets,
+                                    {e.question for e in test + val + train_rows}, seed=424242)
+    test_all = test + extra_test
+    excluded = {e.question for e in test_all + val}
+    fresh = extra_sft_examples(task, args.pool + args.replay, seen_buckets, excluded, seed=1000 + args.seed)
+    pool, replay = fresh[: args.pool], fresh[args.pool:]
+
+    if args.records:
+        records, status, gen_s = reuse_records(args, task)
+    else:
+        records, status, gen_s = make_records(args, task, params, m0, pool, replay)
+    write_jsonl(out / "train.jsonl", records)
+    kinds = {}
+    for r in records:
+        kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+    n_turn = sum(v for k, v in kinds.items() if k != "gold")
+    train_and_evaluate(args, task, params, m0, out, records, test, test_all, status, gen_s, n_turn, kinds, t_start)
+    return 0
+
+
+def reuse_records(args, task):
+    rng = random.Random(args.seed)
+    rows = read_jsonl(args.records)
+    keep = set(args.kinds.split(",")) if args.kinds else None
+    if args.layout == "judge":
+        rows = [r for r in rows if r["kind"] != "final_correct"]
+    if keep:
+        rows = [r for r in rows if r["kind"] in keep]
+    turn = [r for r in rows if r["kind"] != "gold"]
+    gold = [r for r in rows if r["kind"] == "gold"][: args.replay]
+    if args.max_records and len(turn) > args.max_records:
+        turn = rng.sample(turn, args.max_records)
+    records = turn + gold
+    rng.shuffle(records)
+    return records, {"reused": args.records}, 0.0
+
+
+def make_records(args, task, params, m0, pool, replay):
+    # 2. M0's attempts on the pool
+    t0 = time.time()
+    model, tok = load_for_inference(m0)
+    icfg = section(params, "interaction", args.task)
+    gens = generate(model, tok, [task.prompt(e.question) for e in pool], max_new_tokens=int(icfg["max_new_tokens"]),
+                    do_sample=args.temperature > 0, temperature=args.temperature or 1.0,
+                    stop=["\nFeedback:", "\nQ:", "\n\n"], batch_size=64, seed=args.seed)
+    gen_s = time.time() - t0
+
+    # 3. scripted FBK/IMP
+    backend = ScriptedBackend(task)
+    rows, status = [], {}
+    for i, (e, g) in enumerate(zip(pool, gens)):
+        res = edit(task, backend, e.question, e.answer, g.text, max_rounds=5,
+                   max_attempt_words=int(icfg["max_attempt_words"]))
+        status[res.status] = status.get(res.status, 0) + 1
+        rows.append({"pass": 0, "index": i, "question": e.question, "status": res.status,
+                     "attempts": res.attempts, "feedbacks": res.feedbacks})
+    rng = random.Random(args.seed)
+    records = []
+    for r in rows:
+        if r["status"] == "direct_correct" and rng.random() >= args.correct_share:
+            continue
+        records += judge_records(task, r) if args.layout == "judge" else turn_records(task, r)
+    if args.max_records and len(records) > args.max_records:
+        records = rng.sample(records, args.max_records)
+    records += [gold_record(task, e) for e in replay]
+    rng.shuffle(records)
+    return records, status, gen_s
+
+
+def train_and_evaluate(args, task, params, m0, out, records, test, test_all, status, gen_s, n_turn, kinds, t_start):
+    # 5. weighted SL from M0 (answer-only loss)
+    cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
+           "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
+    model, tok = load_for_training(m0, "none")
+    tm = train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")
+
+    # 6. evaluation: the trained model and M0 under the self-improving inference
+    ecfg = {**section(params, "evaluation", args.task), "batch_size": 64}
+    results = {}
+    for name, path in (("m0", m0), ("trained", out / "model")):
+        if name == "m0" and (out.parent / f"m0-{args.task}-eval.json").exists():
+            results[name] = json.loads((out.parent / f"m0-{args.task}-eval.json").read_text())
+            continue
+        mdl, tk = load_for_inference(path)
+        res = evaluate_self_improve(task, mdl, tk, test_all, ecfg)
+        preds = res.pop("predictions")
+        res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")}
+                       for p in preds]
+        res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg)
+        write_jsonl(out / f"predictions-{name}.jsonl", preds)
+        results[name] = res
+        if name == "m0":
+            write_json(out.parent / f"m0-{args.task}-eval.json", res)
+    summary = summarise(results, test_split_n=len(test))
+    result = {"args": vars(args), "interaction": {"status": status, "generation_s": round(gen_s, 1)},
+              "records": {"turn": n_turn, "total": len(records), "kinds": kinds},
+              "train": {k: tm[k] for k in ("final_loss", "steps", "wall_time_s", "tokens_per_s")},
+              "summary": summary, "oracle_revision": {k: v["oracle_revision"] for k, v in results.items()},
+              "wall_s": round(time.time() - t_start, 1)}
+    write_json(out / "result.json", result)
+    print(json.dumps(result, indent=1))
+
+
+def oracle_revision(task, model, tokenizer, preds, ecfg) -> dict:
+    """Refinement alone: for every wrong first attempt, the scripted FBK's feedback is given and the model
+    writes one `Updated Answer` (greedy). How often is that revision right?"""
+    header = formats.answer_header(task.info, updated=True)
+    items = []
+    for p in preds:
+        if p["first_attempt_correct"] or not p.get("first_attempt"):
+            continue
+        try:
+            fb = task.feedback(p["question"], p["first_attempt"])
+        except Exception:  # noqa: BLE001
+            continue
+        if fb.is_correct:
+            continue
+        items.append((p, f"{task.prompt(p['question'])}\n{p['first_attempt']}\nFeedback: {fb.text}\n{header}"))
+    gens = generate(model, tokenizer, [t for _, t in items], max_new_tokens=int(ecfg["max_new_tokens"]),
+                    stop=["\nFeedback:", "\nQ:", "\n\n"], batch_size=64) if items else []
+    fixed = sum(1 for (p, _), g in zip(items, gens) if task.is_correct(task.parse_answer(g.text), p["gold"]))
+    same = sum(1 for (p, _), g in zip(items, gens) if g.text.strip() == p["first_attempt"].strip())
+    return {"wrong_first_attempts": len(items), "fixed": fixed, "identical_to_first": same,
+            "fixed_rate": fixed / len(items) if items else None}
+
+
+def summarise(results: dict, test_split_n: int) -> dict:
+    """Accuracies with 95% bootstrap intervals on (a) the official test set, (b) all seen questions."""
+    out = {}
+    for name, res in results.items():
+        rows = res["rows"]
+        official = rows[:test_split_n]
+        seen = [r for r in rows if r["split"] == "seen"]
+        d = {}
+        for label, rs in (("official_total", official), ("seen_all", seen)):
+            d[label] = {
+                "si": bootstrap_interval([r["correct"] for r in rs]),
+                "first": bootstrap_interval([r["first_attempt_correct"] for r in rs]),
+                "n": len(rs),
+                "fixed": sum(1 for r in rs if r["correct"] and not r["first_attempt_correct"]),
+                "broken": sum(1 for r in rs if not r["correct"] and r["first_attempt_correct"]),
+                "revised": sum(1 for r in rs if r["num_revisions"] > 0),
+            }
+        d["verification"] = res["verification"]
+        out[name] = d
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
