@@ -40,8 +40,9 @@ def accuracy_by_method(metrics: dict, path) -> Path:
 
 
 def si_by_iteration(metrics: dict, path) -> Path:
-    """SI frequency and contribution of TriPosT across iterations t = 1..T, per task."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    """SI frequency, SI contribution and self-verification (share of wrong first attempts the model's
+    own feedback rejects) of TriPosT across iterations t = 1..T, per task."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for task, rows in metrics.items():
         its = sorted((int(m.rsplit("t", 1)[1]), m) for m in rows if m.startswith("tripost_t"))
         if not its:
@@ -50,7 +51,12 @@ def si_by_iteration(metrics: dict, path) -> Path:
         label = TASK_LABELS.get(task, task)
         axes[0].plot(ts, [100 * (rows[m].get("si_freq") or 0) for _, m in its], marker="o", label=label)
         axes[1].plot(ts, [100 * (rows[m].get("si_contrib") or 0) for _, m in its], marker="o", label=label)
-    for ax, title in zip(axes, ("SI frequency (%)", "SI contribution (%)")):
+        flagged = [(t, (rows[m].get("verification") or {}).get("wrong_rejected_rate")) for t, m in its]
+        flagged = [(t, 100 * v) for t, v in flagged if v is not None]
+        if flagged:
+            axes[2].plot([t for t, _ in flagged], [v for _, v in flagged], marker="o", label=label)
+    for ax, title in zip(axes, ("SI frequency (%)", "SI contribution (%)",
+                                "wrong first attempts it flags (%)")):
         ax.set_title(title)
         ax.set_xlabel("TriPosT iteration t")
         ax.grid(alpha=0.3)
