@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     ap.add_argument("--records", default="", help="reuse the records of an earlier run (skips steps 1-4)")
     ap.add_argument("--max-records", type=int, default=0, help="> 0: keep at most this many non-gold records")
     ap.add_argument("--kinds", default="", help="comma-separated record kinds to keep (default all)")
+    ap.add_argument("--m0-greedy-only", action="store_true",
+                    help="evaluate M0 with one generation call (its greedy answer; no SI diagnostic)")
     ap.add_argument("--test-limit", type=int, default=0, help="> 0: only the first N test questions (dry runs)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
@@ -179,11 +181,13 @@ def train_and_evaluate(args, task, params, m0, out, records, test, test_all, sta
     ecfg = {**section(params, "evaluation", args.task), "batch_size": 64}
     results = {}
     for name, path in (("m0", m0), ("trained", out / "model")):
-        if name == "m0" and (out.parent / f"m0-{args.task}-eval.json").exists():
-            results[name] = json.loads((out.parent / f"m0-{args.task}-eval.json").read_text())
+        cache = out.parent / f"m0-{str(m0).strip('/').replace('/', '_')}-eval.json"
+        if name == "m0" and cache.exists():
+            results[name] = json.loads(cache.read_text())
             continue
         mdl, tk = load_for_inference(path)
-        res = evaluate_self_improve(task, mdl, tk, test_all, ecfg)
+        calls = 1 if name == "m0" and args.m0_greedy_only else ecfg["max_generation_calls"]
+        res = evaluate_self_improve(task, mdl, tk, test_all, {**ecfg, "max_generation_calls": calls})
         preds = res.pop("predictions")
         res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")}
                        for p in preds]
@@ -191,7 +195,7 @@ def train_and_evaluate(args, task, params, m0, out, records, test, test_all, sta
         write_jsonl(out / f"predictions-{name}.jsonl", preds)
         results[name] = res
         if name == "m0":
-            write_json(out.parent / f"m0-{args.task}-eval.json", res)
+            write_json(cache, res)
     summary = summarise(results, test_split_n=len(test))
     result = {"args": vars(args), "interaction": {"status": status, "generation_s": round(gen_s, 1)},
               "records": {"turn": n_turn, "total": len(records), "kinds": kinds},

@@ -44,9 +44,16 @@ def test_smoke_pipeline_writes_the_table_metrics_and_figures(smoke_repo):
     metrics = json.loads((smoke_repo / "reports" / "metrics.json").read_text())
     assert set(metrics) == set(params["tasks"])
     for task in params["tasks"]:
-        assert set(metrics[task]) == set(params["pipeline"]["evaluate"])
-        for row in metrics[task].values():
-            assert all(0.0 <= row[k] <= 1.0 for k in ("seen", "unseen", "total", "si_freq", "si_contrib"))
+        # the ft evaluation gives two rows: +ft (M0's greedy answer) and ft_si (M0 under SI, a diagnostic)
+        assert set(metrics[task]) == set(params["pipeline"]["evaluate"]) | {"ft_si"}
+        assert metrics[task]["ft"]["si_freq"] is None
+        for method, row in metrics[task].items():
+            assert all(0.0 <= row[k] <= 1.0 for k in ("seen", "unseen", "total"))
+            assert row["intervals"]["total"]["low"] <= row["total"] <= row["intervals"]["total"]["high"]
+            if method != "ft":
+                assert all(0.0 <= row[k] <= 1.0 for k in ("si_freq", "si_contrib"))
+                assert row["vs_ft"]["low"] <= row["vs_ft"]["mean"] <= row["vs_ft"]["high"]
+                assert row["verification"]["right"] + row["verification"]["wrong"] == 12
         for split in ("train", "val", "test"):
             assert (smoke_repo / "data" / task / f"{split}.jsonl").stat().st_size > 0
     results = (smoke_repo / "reports" / "results.md").read_text()
