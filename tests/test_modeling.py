@@ -101,3 +101,24 @@ def test_char_tokenizer_round_trip(tmp_path):
     assert tok.decode(ids, skip_special_tokens=True) == s
     tok.save_pretrained(tmp_path)
     assert AutoTokenizer.from_pretrained(tmp_path)(s)["input_ids"] == ids
+
+
+def test_a_missing_local_checkpoint_is_named_as_such(tmp_path):
+    from tripost.modeling import load_for_inference
+
+    for missing in (tmp_path / "no-such-model", "models/word_sorting/no-such-iteration"):
+        with pytest.raises(FileNotFoundError, match=f"model checkpoint not found: {missing}"):
+            load_for_inference(missing)
+
+
+def test_zero_epochs_is_an_error_not_an_untrained_model(tmp_path):
+    from _tiny import TINY, records, texts
+
+    from tripost.modeling import build_tiny_llama, build_tokenizer
+    from tripost.training import train
+
+    recs = records(8)
+    tok = build_tokenizer(texts(recs))
+    with pytest.raises(ValueError, match="epochs > 0 or max_steps > 0"):
+        train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "out", {"epochs": 0})
+    assert not (tmp_path / "out" / "model.safetensors").exists()

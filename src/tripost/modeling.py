@@ -161,9 +161,18 @@ def save_checkpoint(model, tokenizer, out_dir) -> Path:
     return out_dir
 
 
+def _check_source(path) -> None:
+    """A path-like model source that does not exist is a missing local checkpoint, not a hub id."""
+    text = str(path)
+    looks_local = text.startswith((".", "/", "~")) or text.count("/") >= 2
+    if looks_local and not Path(text).expanduser().exists():
+        raise FileNotFoundError(f"model checkpoint not found: {text} (a local directory; a hub id is 'owner/name')")
+
+
 def load_tokenizer(path):
     from transformers import AutoTokenizer
 
+    _check_source(path)
     tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token is None:  # LLaMA-style checkpoints: pad = eos (docs/method.md §4.3)
         tok.pad_token = tok.eos_token

@@ -243,6 +243,9 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
 
+    if float(cfg["epochs"]) <= 0 and int(cfg["max_steps"]) <= 0:
+        raise ValueError(f"training needs epochs > 0 or max_steps > 0 (got epochs {cfg['epochs']}, "
+                         f"max_steps {cfg['max_steps']}): nothing would be trained")
     data, skipped = encode_records(tokenizer, records, cfg)
     if not data:
         raise ValueError("no training example fits max_length")
