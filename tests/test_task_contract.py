@@ -1,0 +1,79 @@
+"""The Task protocol, checked once for every registered task (and the small running-sums task the tests
+use): a task added to the registry is held to the same contract the day it is registered."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from _fake_task import AddTask
+from tripost import formats
+from tripost.tasks import TASK_NAMES, get_task
+
+TASKS = {name: (lambda name=name: get_task(name)) for name in TASK_NAMES} | {"fake_add": AddTask}
+
+
+@pytest.fixture(params=sorted(TASKS))
+def task(request):
+    return TASKS[request.param]()
+
+
+def _examples(task, split="seen", n=6, seed=3):
+    return task.generate(n, split, seed=seed)
+
+
+def test_generation_is_deterministic_balanced_and_labelled(task):
+    for split in ("seen", "unseen"):
+        a, b = _examples(task, split), _examples(task, split)
+        assert a == b and len(a) == 6
+        assert {e.split for e in a} == {split}
+        assert {e.bucket for e in a} <= set(task.default_buckets[split])
+        for e in a:
+            assert task.split_of(e.bucket) == split
+    with pytest.raises(ValueError):
+        task.generate(2, "train", seed=0)
+
+
+def test_gold_rationale_is_well_formed_judged_correct_and_answers_the_question(task):
+    for e in _examples(task) + _examples(task, "unseen"):
+        steps = formats.parse_steps(e.rationale)
+        assert steps[-1].label == formats.FINAL_LABEL
+        assert task.solve(e.question) == e.rationale
+        assert task.is_correct(task.parse_answer(e.rationale), e.answer)
+        fb = task.feedback(e.question, e.rationale)
+        assert fb.is_correct and formats.parse_feedback(fb.text) == fb
+        assert task.gold_text(e) == f"{task.prompt(e.question)}\n{e.rationale}"
+
+
+def test_a_planted_mistake_is_located_and_fixed_with_the_prefix_kept(task):
+    rng = random.Random(0)
+    planted = 0
+    for e in _examples(task, n=8):
+        attempt, label = task.corrupt(e.question, e.rationale, rng)
+        if attempt == e.rationale:
+            continue
+        planted += 1
+        fb = task.feedback(e.question, attempt)
+        assert not fb.is_correct and fb.step == label, (attempt, fb.text)
+        parsed = formats.parse_feedback(fb.text)
+        assert parsed is not None and parsed.step == fb.step and not parsed.is_correct
+        fixed = task.improve(e.question, attempt, fb)
+        assert task.feedback(e.question, fixed).is_correct
+        assert task.is_correct(task.parse_answer(fixed), e.answer)
+        labels = [s.label for s in formats.parse_steps(attempt)]
+        keep = labels.index(fb.step)
+        assert formats.parse_steps(fixed)[:keep] == formats.parse_steps(attempt)[:keep]  # prefix verbatim
+    assert planted >= 4
+
+
+@pytest.mark.parametrize("junk", ["", "\n\n", "So the answer is", "(Final response) ???", "Q: x\n" * 50,
+                                  "\x00\udcff garbage", "(1) " + "a" * 5000])
+def test_parse_answer_never_raises(task, junk):
+    task.parse_answer(junk)
+
+
+def test_prompt_carries_the_task_info(task):
+    e = _examples(task, n=1)[0]
+    p = task.prompt(e.question)
+    assert p.startswith(f"Q: {e.question}\n{formats.ANSWER_HEADER}") and p.endswith(task.info or "step.")
