@@ -59,6 +59,7 @@ def test_smoke_pipeline_writes_the_table_metrics_and_figures(smoke_repo):
     results = (smoke_repo / "reports" / "results.md").read_text()
     assert "| TriPosT (t=2) |" in results and "| +ft SI. demo |" in results
     assert "## M0 (+ft), greedy, one attempt (sft stage)" in results
+    assert "## FBK/IMP usage (all interactions)" in results  # scripted: zero calls, no cost
     for task in params["tasks"]:  # the sft_summary stages: M0's numbers and curve outside the DVC cache
         m0 = json.loads((smoke_repo / "reports" / "sft" / task / "metrics.json").read_text())
         assert m0["task"] == task and 0.0 <= m0["seen"] <= 1.0 and m0["steps"] > 0

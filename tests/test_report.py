@@ -92,3 +92,38 @@ def test_sft_summary_of_a_directory_that_is_not_an_sft_run(tmp_path):
     (tmp_path / "ft" / "loss_history.json").write_text("[]")
     with pytest.raises(FileNotFoundError, match="train_metrics.json, greedy_accuracy.json"):
         sft_summary(tmp_path / "ft")
+
+
+def test_llm_usage_sums_calls_tokens_and_cost_per_task(tmp_path):
+    from tripost.report import llm_markdown, llm_usage, main
+
+    def write(task, model, llm, backend="llm"):
+        path = tmp_path / task / model / "interaction_metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"task": task, "backend": backend, "llm": llm}))
+        return path
+
+    paths = [write("date_understanding", "ft", {"requests": 10, "calls": 12, "cache_hits": 1, "retries": 2,
+                                                  "prompt_tokens": 1000, "completion_tokens": 100, "cost_usd": 0.25}),
+             write("date_understanding", "tripost_t1", {"requests": 4, "calls": 4, "cache_hits": 0, "retries": 0,
+                                                          "prompt_tokens": 500, "completion_tokens": 50, "cost_usd": 0.5}),
+             write("word_sorting", "ft", {"requests": 0, "calls": 0}, backend="scripted")]
+    usage = llm_usage(paths)
+    du = usage["date_understanding"]
+    assert (du["requests"], du["calls"], du["prompt_tokens"], du["completion_tokens"]) == (14, 16, 1500, 150)
+    assert du["cost_usd"] == pytest.approx(0.75) and du["backends"] == ["llm"]
+    assert usage["word_sorting"]["cost_usd"] is None and usage["word_sorting"]["backends"] == ["scripted"]
+    md = llm_markdown(usage)
+    assert "| DU | llm | 14 | 16 | 1 | 1,500 | 150 | 0.7500 |" in md and "| WS | scripted | 0 | 0 | 0 | 0 | 0 | – |" in md
+    main(["llm-usage", str(tmp_path / "usage.json"), *map(str, paths)])
+    assert json.loads((tmp_path / "usage.json").read_text()) == json.loads(json.dumps(usage))
+
+
+def test_llm_cost_from_prices_per_million_tokens():
+    from tripost.feedback import LLMMetrics
+
+    m = LLMMetrics(price_per_million={"prompt": 0.15, "completion": 0.6})
+    m.add("prompt_tokens", 2_000_000)
+    m.add("completion_tokens", 500_000)
+    assert m.cost == pytest.approx(0.6) and m.to_dict()["cost_usd"] == pytest.approx(0.6)
+    assert LLMMetrics().to_dict()["cost_usd"] is None

@@ -129,6 +129,12 @@ class Interaction:
 
 
 @dataclass
+class Price:
+    prompt: Number | None
+    completion: Number | None
+
+
+@dataclass
 class Llm:
     base_url: str
     model: str
@@ -143,6 +149,7 @@ class Llm:
     backoff_max: Number
     max_in_flight: int
     requests_per_minute: Number | None
+    price_per_million: Price  # USD per million prompt / completion tokens (null: cost not reported)
     n_shots: int
     shot_seed: int
     cache_dir: str

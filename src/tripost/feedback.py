@@ -78,6 +78,16 @@ class LLMMetrics:
     invalid_unicode_replies: int = 0  # replies holding lone surrogates (replaced by U+FFFD)
     failures: dict = field(default_factory=dict)  # error kind -> count (every failed HTTP attempt)
     unparsable: dict = field(default_factory=dict)  # "fbk"/"imp" -> replies that did not parse
+    price_per_million: dict | None = None  # {"prompt": USD, "completion": USD} per million tokens, if known
+
+    @property
+    def cost(self) -> float | None:
+        """USD spent on the calls made (cached replies cost nothing), when prices are set."""
+        price = self.price_per_million or {}
+        if price.get("prompt") is None and price.get("completion") is None:
+            return None
+        return round(self.prompt_tokens * float(price.get("prompt") or 0) / 1e6
+                     + self.completion_tokens * float(price.get("completion") or 0) / 1e6, 6)
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -113,6 +123,7 @@ class LLMMetrics:
             "retries": self.retries,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "cost_usd": self.cost,
             "failures": dict(sorted(self.failures.items())),
             "unparsable": dict(sorted(self.unparsable.items())),
         }
@@ -240,6 +251,7 @@ def make_backend(task, params: dict, *, cache_dir: str | Path | None = None) -> 
         cache_dir=cache_dir or llm.get("cache_dir", "cache/llm"),
         max_in_flight=int(llm.get("max_in_flight", 1)),
         requests_per_minute=llm.get("requests_per_minute"),
+        price_per_million=llm.get("price_per_million"),
     )
     return LLMBackend(
         task,
@@ -410,7 +422,8 @@ class LLMClient:
                  max_tokens: int = 1024, timeout: float = 60.0, max_retries: int = 6,
                  backoff_initial: float = 1.0, backoff_max: float = 60.0,
                  cache_dir: str | Path = "cache/llm", stop: tuple[str, ...] = (END,),
-                 max_in_flight: int = 1, requests_per_minute: float | None = None):
+                 max_in_flight: int = 1, requests_per_minute: float | None = None,
+                 price_per_million: dict | None = None):
         if api not in ("chat", "completions"):
             raise ValueError(f"api must be 'chat' or 'completions', got {api!r}")
         self.base_url = base_url
@@ -424,7 +437,7 @@ class LLMClient:
         self.backoff_max = backoff_max
         self.cache_dir = Path(cache_dir)
         self.stop = list(stop)
-        self.metrics = LLMMetrics()
+        self.metrics = LLMMetrics(price_per_million=dict(price_per_million) if price_per_million else None)
         self.max_in_flight = max(int(max_in_flight), 1)
         self.requests_per_minute = requests_per_minute
         self._client = None

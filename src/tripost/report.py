@@ -257,6 +257,42 @@ def sft_markdown(summaries: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+LLM_KEYS = ("requests", "calls", "cache_hits", "retries", "prompt_tokens", "completion_tokens")
+
+
+def llm_usage(paths) -> dict:
+    """task -> summed LLM usage (requests, calls, cache hits, retries, tokens, cost in USD or None) over
+    interaction metrics files (`interactions/<task>/<model>/interaction_metrics.json`, key "llm")."""
+    import json
+    from pathlib import Path
+
+    out: dict[str, dict] = {}
+    for path in paths:
+        m = json.loads(Path(path).read_text())
+        llm = m.get("llm") or {}
+        task = m.get("task") or Path(path).parent.parent.name
+        row = out.setdefault(task, {**{k: 0 for k in LLM_KEYS}, "cost_usd": None, "backends": []})
+        for k in LLM_KEYS:
+            row[k] += int(llm.get(k) or 0)
+        if llm.get("cost_usd") is not None:
+            row["cost_usd"] = round((row["cost_usd"] or 0.0) + float(llm["cost_usd"]), 6)
+        if m.get("backend") and m["backend"] not in row["backends"]:
+            row["backends"].append(m["backend"])
+    return out
+
+
+def llm_markdown(usage: dict) -> str:
+    head = ["Task", "FBK/IMP", "requests", "HTTP calls", "cache hits", "prompt tokens", "completion tokens",
+            "cost (USD)"]
+    lines = ["## FBK/IMP usage (all interactions)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for task, r in usage.items():
+        cost = "–" if r.get("cost_usd") is None else f"{r['cost_usd']:.4f}"
+        lines.append("| " + " | ".join([TASK_LABELS.get(task, task), "/".join(r.get("backends") or []) or "–"]
+                                       + [f"{r[k]:,}" for k in ("requests", "calls", "cache_hits", "prompt_tokens",
+                                                                  "completion_tokens")] + [cost]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _last_tripost(rows: dict) -> str | None:
     its = sorted((int(m.rsplit("t", 1)[1]), m) for m in rows if m.startswith("tripost_t"))
     return its[-1][1] if its else None
@@ -354,6 +390,9 @@ def main(argv=None) -> None:
     c = sub.add_parser("combine")
     c.add_argument("out")
     c.add_argument("metrics", nargs="+")
+    u = sub.add_parser("llm-usage", help="FBK/IMP calls, tokens and cost per task from interaction metrics")
+    u.add_argument("out")
+    u.add_argument("metrics", nargs="*")
     m = sub.add_parser("sft-summary", help="M0's metrics.json and loss_history.json from an SFT output dir")
     m.add_argument("model_dir")
     m.add_argument("out_dir")
@@ -370,6 +409,10 @@ def main(argv=None) -> None:
         combined = combine_metrics(a.metrics)
         write_json(a.out, combined)
         print(f"{a.out}: {sum(len(v) for v in combined.values())} (task, method) rows")
+    elif a.cmd == "llm-usage":
+        usage = llm_usage(a.metrics)
+        write_json(a.out, usage)
+        print(f"{a.out}: FBK/IMP usage of {len(usage)} task(s)")
     elif a.cmd == "sft-summary":
         metrics, history = sft_summary(a.model_dir)
         write_json(Path(a.out_dir) / "metrics.json", metrics)
