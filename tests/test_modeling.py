@@ -122,3 +122,34 @@ def test_zero_epochs_is_an_error_not_an_untrained_model(tmp_path):
     with pytest.raises(ValueError, match="epochs > 0 or max_steps > 0"):
         train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "out", {"epochs": 0})
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_device_and_dtype_selection(monkeypatch):
+    from tripost.modeling import placement, resolve_device, resolve_dtype
+
+    assert resolve_device("cpu") == "cpu" and resolve_dtype("auto", "cpu") == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ValueError, match="model.device is 'cuda' but torch sees no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="model.device must be one of"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert resolve_dtype("auto", "cuda") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert resolve_dtype("auto", "cuda") == torch.float16 and resolve_dtype("float32", "cuda") == torch.float32
+    params = {"model": {"device": "cpu", "dtype": "auto", "per_task": {"word_sorting": {"dtype": "bfloat16"}}}}
+    assert placement(params, "word_sorting") == {"device": "cpu", "dtype": "bfloat16"}
+    assert placement({}, None) == {"device": "auto", "dtype": "auto"}
+
+
+def test_a_cpu_machine_loads_every_model_on_the_cpu_in_fp32(tmp_path):
+    from _tiny import train_tiny
+
+    train_tiny(tmp_path / "m", n=16, epochs=1)
+    model, _ = load_for_inference(tmp_path / "m")  # device auto, dtype auto
+    p = next(model.parameters())
+    assert p.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert p.dtype == (torch.float32 if not torch.cuda.is_available() else p.dtype)

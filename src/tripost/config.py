@@ -63,6 +63,8 @@ class Model:
     max_position_embeddings: int
     init_seed: int
     tokenizer: str
+    device: str  # auto | cpu | cuda: where every stage loads the model
+    dtype: str  # auto (fp32 on CPU, bf16/fp16 on a GPU) | float32 | bfloat16 | float16
 
 
 @dataclass

@@ -216,9 +216,9 @@ def run_evaluation(task_name: str, method: str, model_dir, test_file, params: di
     task = get_task(task_name)
     cfg = evaluation_config(params, task_name)
     if model is None and generate_fn is None:
-        from tripost.modeling import load_for_inference
+        from tripost.modeling import load_for_inference, placement
 
-        model, tokenizer = load_for_inference(model_dir)
+        model, tokenizer = load_for_inference(model_dir, **placement(params, task_name))
     examples = [Example.from_dict(r) for r in read_jsonl(test_file)]
     t0 = time.time()
     from tripost.io import exclusive

@@ -57,6 +57,8 @@ TRAIN_DEFAULTS = {
     "num_threads": None,
     "keep_checkpoints": False,
     "max_minutes": None,
+    "device": "auto",  # set from params `model.device` / `model.dtype` by run_stage
+    "dtype": "auto",
 }
 
 
@@ -250,7 +252,14 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
     if not data:
         raise ValueError("no training example fits max_length")
     WeightedTrainer, TimeLimit = _trainer_class()
+    from tripost.modeling import resolve_device, resolve_dtype
+
+    device = resolve_device(cfg.get("device", "auto"))
+    half = resolve_dtype(cfg.get("dtype", "auto"), device) if device != "cpu" else torch.float32
     args = TrainingArguments(
+        use_cpu=device == "cpu",
+        bf16=half == torch.bfloat16,
+        fp16=half == torch.float16,
         output_dir=str(ckpt_dir),
         num_train_epochs=float(cfg["epochs"]),
         max_steps=int(cfg["max_steps"]),
@@ -416,6 +425,7 @@ def run_stage(task_name: str, mode: str, train_file, output_dir, params: dict, i
 
     records, cfg = stage_records(task_name, mode, train_file, params)
     model_cfg = section(params, "model", task_name)
+    cfg = {**cfg, "device": model_cfg.get("device", "auto"), "dtype": model_cfg.get("dtype", "auto")}
     output_dir = Path(output_dir)
     if not records:
         # Nothing survived processing (the original stops its loop: "Not enough training data"):
@@ -450,13 +460,13 @@ def evaluate_stage(task_name: str, model_dir, test_file, params: dict) -> dict:
     """Greedy single-attempt accuracy of a saved model on `test_file` (seen / unseen / buckets)."""
     from tripost.evaluation import greedy_accuracy
     from tripost.io import read_jsonl, write_json
-    from tripost.modeling import load_for_inference
+    from tripost.modeling import load_for_inference, placement
     from tripost.params import section
     from tripost.tasks import Example, get_task
 
     cfg = section(params, "sft", task_name)
     gcfg = section(params, "generation", task_name)
-    model, tok = load_for_inference(model_dir)
+    model, tok = load_for_inference(model_dir, **placement(params, task_name))
     examples = [Example.from_dict(r) for r in read_jsonl(test_file)]
     t0 = time.time()
     res = greedy_accuracy(model, tok, get_task(task_name), examples,
