@@ -20,11 +20,14 @@ import time
 from pathlib import Path
 
 from tripost.generation import generate
-from tripost.io import read_jsonl, write_json
+from tripost.io import write_json
 from tripost.modeling import load_for_inference, load_for_training
-from tripost.params import load_params, section
-from tripost.tasks import Example, get_task
+from tripost.params import section
+from tripost.tasks import Example
 from tripost.training import extra_sft_examples, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import setup  # noqa: E402
 
 
 def with_context(task, question: str, before: list[Example]) -> str:
@@ -54,19 +57,12 @@ def main(argv=None) -> int:
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     t_start = time.time()
-    params = load_params(args.params)
-    dcfg = section(params, "data", args.task)
-    task = get_task(args.task, **(dcfg.get("options") or {}))
-    m0 = args.m0 or f"models/{args.task}/ft"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = Path("data") / args.task
-    test = [Example.from_dict(r) for r in read_jsonl(data / "test.jsonl")]
+    s = setup(args.task, args.m0, args.out, args.params)
+    params, task, m0, out, test, val = s.params, s.task, s.m0, s.out, s.test, s.val
     seen_test = [e for e in test if e.split == "seen"]
-    val = [Example.from_dict(r) for r in read_jsonl(data / "val.jsonl")]
-    context = [Example.from_dict(r) for r in read_jsonl(data / "train.jsonl")][:200]
+    context = s.train[:200]
     mnt = int(section(params, "evaluation", args.task)["max_new_tokens"])
-    buckets = (dcfg.get("buckets") or {}).get("seen")
+    buckets = s.seen_buckets
 
     def measure(path) -> dict:
         model, tok = load_for_inference(path)

@@ -35,10 +35,12 @@ from tripost.generation import generate
 from tripost.interaction import edit
 from tripost.io import read_jsonl, write_json, write_jsonl
 from tripost.modeling import load_for_inference, load_for_training
-from tripost.params import load_params, section
+from tripost.params import section
 from tripost.processing import gold_record, turn_records
-from tripost.tasks import Example, get_task
 from tripost.training import extra_sft_examples, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import setup  # noqa: E402
 
 
 def judge_records(task, row: dict) -> list[dict]:
@@ -87,19 +89,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     t_start = time.time()
-    params = load_params(args.params)
-    dcfg = section(params, "data", args.task)
-    task = get_task(args.task, **(dcfg.get("options") or {}))
-    m0 = args.m0 or f"models/{args.task}/ft"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = Path("data") / args.task
-    test = [Example.from_dict(r) for r in read_jsonl(data / "test.jsonl")]
+    s = setup(args.task, args.m0, args.out, args.params)
+    params, task, m0, out, val, train_rows, seen_buckets = s.params, s.task, s.m0, s.out, s.val, s.train, s.seen_buckets
+    test = s.test
     if args.test_limit > 0:
         test = test[: args.test_limit // 2] + test[-(args.test_limit // 2):]
-    val = [Example.from_dict(r) for r in read_jsonl(data / "val.jsonl")]
-    train_rows = [Example.from_dict(r) for r in read_jsonl(data / "train.jsonl")]
-    seen_buckets = (dcfg.get("buckets") or {}).get("seen")
     # Extra seen test questions (fixed seed, independent of --seed), never trained on.
     extra_test = extra_sft_examples(task, args.extra_test, seen_buckets,
                                     {e.question for e in test + val + train_rows}, seed=424242)
