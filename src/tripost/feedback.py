@@ -91,23 +91,10 @@ class LLMMetrics:
 
     def __post_init__(self):
         self._lock = threading.Lock()
-        self._tries: dict[int, int] = {}
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + n)
-
-    def tried(self, req: dict) -> None:
-        key = id(req)
-        with self._lock:
-            self._tries[key] = self._tries.get(key, 0) + 1
-
-    def calls_for(self, req: dict) -> str:
-        with self._lock:
-            n = self._tries.pop(id(req), 0)
-        if n == 0:
-            return "no attempt was made"
-        return "1 attempt, not retried" if n == 1 else f"after {n} attempts"
 
     def count(self, bucket: str, key: str) -> None:
         with self._lock:
@@ -535,14 +522,14 @@ class LLMClient:
             return retrying(self._call_once, req)
         except Exception as exc:  # noqa: BLE001
             msg = _safe(exc, os.environ.get(self.api_key_env))
-            tries = self.metrics.calls_for(req)
+            n = retrying.statistics.get("attempt_number", 0)  # tenacity counts the attempts of this request
+            tries = "1 attempt, not retried" if n == 1 else f"after {n} attempts"
             raise LLMError(f"LLM request to {self.base_url} failed ({tries}): {type(exc).__name__}: {msg}") from None
 
     def _call_once(self, req: dict) -> tuple[str, dict]:
         client = self._openai()
         self._pace()
         self.metrics.add("calls")
-        self.metrics.tried(req)
         try:
             if self.api == "chat":
                 resp = client.chat.completions.create(model=req["model"], messages=req["messages"],
