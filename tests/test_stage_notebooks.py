@@ -106,6 +106,27 @@ def test_interaction_and_processing_notebooks_run(tmp_path, monkeypatch, tiny_mo
     assert checked >= 6
 
 
+@pytest.mark.parametrize("method", ["tripost", "lmsi"])
+def test_interaction_notebook_checks_the_llm_key_before_it_loads_the_model(tmp_path, monkeypatch, method):
+    """The model path does not exist: had the stage loaded the model first, the error would name it."""
+    import papermill as pm
+    import yaml
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["feedback_backend"]["backend"] = "llm"
+    params["feedback_backend"]["llm"].update({"api_key_env": KEY_ENV, "cache_dir": str(tmp_path / "cache")})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(ROOT / "notebooks" / "02_interaction.ipynb"), str(tmp_path / "out.ipynb"),
+                            kernel_name="tripost", cwd=str(ROOT), progress_bar=False,
+                            parameters={"task": "multistep_arithmetic", "method": method, "iteration": 1,
+                                        "model_dir": str(tmp_path / "no-model"), "out_dir": str(tmp_path / "out"),
+                                        "params_file": str(tmp_path / "params.yaml")})
+    assert err.value.ename == "LLMError" and KEY_ENV in err.value.evalue, err.value.evalue
+    assert not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # baselines, evaluation and figures notebooks
 

@@ -214,8 +214,28 @@ class LLMBackend(Backend):
         self.client.close()
 
 
+def check_llm_key(params: dict, task_name: str) -> None:
+    """Raise LLMError if the LLM backend is selected for `task_name` and its API key variable is unset.
+
+    Stages call this before they load a model: a missing key fails in a second, not at the first
+    uncached FBK call minutes into a run. It is required even when every reply may be cached
+    (`LLMClient` alone would need it only at its first cache miss); any value serves a fully cached
+    rerun or a local server without authentication.
+    """
+    from tripost.params import section
+
+    cfg = section(params, "feedback_backend", task_name)
+    if cfg.get("backend", "scripted") != "llm":
+        return
+    env = (cfg.get("llm") or {}).get("api_key_env")
+    if not env or not os.environ.get(env):
+        raise LLMError(f"environment variable {env} (feedback_backend.llm.api_key_env, the LLM API key) is not set; "
+                       "a local server without authentication accepts any value, e.g. EMPTY")
+
+
 def make_backend(task, params: dict, *, cache_dir: str | Path | None = None) -> Backend:
-    """The backend params.yaml's `feedback_backend` section selects for `task` (per_task overrides)."""
+    """The backend params.yaml's `feedback_backend` section selects for `task` (per_task overrides);
+    the LLM backend checks its key first (`check_llm_key`)."""
     from tripost.params import section
 
     cfg = section(params, "feedback_backend", task.name)
@@ -224,6 +244,7 @@ def make_backend(task, params: dict, *, cache_dir: str | Path | None = None) -> 
         return ScriptedBackend(task)
     if kind != "llm":
         raise ValueError(f"feedback_backend.backend must be 'scripted' or 'llm', got {kind!r}")
+    check_llm_key(params, task.name)
     llm = dict(cfg.get("llm") or {})
     client = LLMClient(
         base_url=llm["base_url"],
