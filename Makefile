@@ -20,11 +20,11 @@ export PYTHONUNBUFFERED := 1
 
 setup: $(STAMP)
 
-# Rebuilt when the requirements change or the venv no longer runs (e.g. it was moved).
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+# Rebuilt when the requirements or the kernel installer change, or the venv no longer runs (e.g. it was moved).
+$(STAMP): requirements.txt constraints.txt pyproject.toml src/tripost/lifeline.py
 	@$(PY) -c "import sys" 2>/dev/null || { rm -rf $(VENV); python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt -e .
-	$(PY) -m ipykernel install --prefix $(abspath $(VENV)) --name $(KERNEL) --display-name "TriPosT (.venv)" >/dev/null
+	$(PY) -m tripost.lifeline install-kernel --prefix $(abspath $(VENV)) --name $(KERNEL) --display-name "TriPosT (.venv)" >/dev/null
 	@touch $(STAMP)
 
 repro: setup
