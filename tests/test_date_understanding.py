@@ -554,3 +554,21 @@ def test_unlettered_from_task_json_and_bad_option():
         get_task("date_understanding", option_letters="no")
     with pytest.raises(ValueError, match="option not understood"):
         BARE.solve(BARE_DECEMBER.replace("07/14/1938", "(E) 07/14/1938"))  # mixed styles
+
+
+def test_stages_build_the_task_with_the_data_options_of_params():
+    """Every stage builds its task with `task_from_params`, so with the default profile's
+    `option_letters: false` the LLM's few-shot demonstrations list bare dates, as the data do."""
+    from pathlib import Path
+
+    from tripost.feedback import fewshot_examples
+    from tripost.params import load_params
+    from tripost.tasks import get_task, task_from_params
+
+    params = load_params(Path(__file__).resolve().parent.parent / "params.yaml")
+    assert params["data"]["per_task"]["date_understanding"]["options"]["option_letters"] is False
+    task = task_from_params(params, "date_understanding")
+    assert task.option_letters is False and get_task("date_understanding").option_letters is True
+    shots = fewshot_examples(task, 2, 1234)
+    assert shots and all("(A)" not in s.question for s in shots)
+    assert all("(A)" in s.question for s in fewshot_examples(get_task("date_understanding"), 2, 1234))

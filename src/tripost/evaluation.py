@@ -211,9 +211,9 @@ def run_evaluation(task_name: str, method: str, model_dir, test_file, params: di
     from pathlib import Path
 
     from tripost.io import read_jsonl, write_json, write_jsonl
-    from tripost.tasks import Example, get_task
+    from tripost.tasks import Example, task_from_params
 
-    task = get_task(task_name)
+    task = task_from_params(params, task_name)
     cfg = evaluation_config(params, task_name)
     if model is None and generate_fn is None:
         from tripost.modeling import load_for_inference, placement

@@ -390,12 +390,11 @@ def stage_records(task_name: str, mode: str, train_file, params: dict, data_dir=
     """
     from tripost.io import read_jsonl
     from tripost.params import section
-    from tripost.tasks import Example, get_task
+    from tripost.tasks import Example, task_from_params
 
     if mode == "sft":
         cfg = section(params, "sft", task_name)
-        dcfg = section(params, "data", task_name) if "data" in params else {}
-        task = get_task(task_name, **(dcfg.get("options") or {}))
+        task = task_from_params(params, task_name)
         rows = read_jsonl(train_file)
         examples = [Example.from_dict(r) for r in rows]
         data_dir = Path(data_dir) if data_dir else Path(train_file).parent
@@ -462,14 +461,14 @@ def evaluate_stage(task_name: str, model_dir, test_file, params: dict) -> dict:
     from tripost.io import read_jsonl, write_json
     from tripost.modeling import load_for_inference, placement
     from tripost.params import section
-    from tripost.tasks import Example, get_task
+    from tripost.tasks import Example, task_from_params
 
     cfg = section(params, "sft", task_name)
     gcfg = section(params, "generation", task_name)
     model, tok = load_for_inference(model_dir, **placement(params, task_name))
     examples = [Example.from_dict(r) for r in read_jsonl(test_file)]
     t0 = time.time()
-    res = greedy_accuracy(model, tok, get_task(task_name), examples,
+    res = greedy_accuracy(model, tok, task_from_params(params, task_name), examples,
                           max_new_tokens=int(cfg.get("eval_max_new_tokens", gcfg.get("max_new_tokens", 600))),
                           batch_size=int(cfg.get("eval_batch_size", gcfg.get("batch_size", 32))))
     res["eval_wall_time_s"] = time.time() - t0

@@ -30,6 +30,16 @@ def get_task(name: str, **options) -> Task:
         raise ValueError(f"{name}: unsupported task options {sorted(options)} ({e})") from None
 
 
+def task_from_params(params: dict, name: str) -> Task:
+    """The task `name` with its generator options from params (`data.per_task.<name>.options`): the one
+    way a stage builds its task, so every stage (and the LLM's few-shot prompts) sees the same world as
+    the data it reads - e.g. date understanding's bare-date options when `option_letters: false`."""
+    from tripost.params import section
+
+    options = (section(params, "data", name).get("options") or {}) if "data" in params else {}
+    return get_task(name, **options)
+
+
 def load_bigbench(path, task_name: str, strict: bool = False, options: dict | None = None) -> list[Example]:
     """Examples from a BIG-Bench-Hard or BIG-Bench task.json file (see tasks/bigbench.py)."""
     from tripost.tasks.bigbench import load_bigbench as _load
@@ -37,4 +47,4 @@ def load_bigbench(path, task_name: str, strict: bool = False, options: dict | No
     return _load(path, task_name, strict=strict, options=options)
 
 
-__all__ = ["Example", "Feedback", "SPLITS", "TASK_NAMES", "Task", "get_task", "load_bigbench"]
+__all__ = ["Example", "Feedback", "SPLITS", "TASK_NAMES", "Task", "get_task", "load_bigbench", "task_from_params"]
