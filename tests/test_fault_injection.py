@@ -2,7 +2,8 @@
 rerun that must end with exactly the outputs of an uninterrupted run, with no clean-up by hand.
 
 - interaction (`tripost.interaction.collect`: generation, scripted FBK/IMP editing, fsynced row writes;
-  a fake model with a little latency per generation call, so kills land all over the run): 8 kills;
+  a fake model with a little latency per generation call, so kills land all over the run): 8 kills,
+  and 6 more with FBK/IMP through a concurrent LLM client (a local OpenAI-compatible server);
 - training (`tripost.training.train`: a real tiny LLaMA, 8 steps, a checkpoint every 2): 8 kills at random
   times, and 4 inside a checkpoint save, after a seeded one of the files it writes.
 
@@ -14,6 +15,7 @@ kill is a real SIGKILL from outside (or, inside a save, from the process itself)
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -48,13 +50,20 @@ INTERACT_PARAMS = {{"seed": 0, "interaction": {{"temperature": 1.0, "max_new_tok
 TRAIN_CFG = {{"max_steps": 8, "lr": 1e-3, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "seed": 3}}
 
 
-def interact(out):
+def interact(out, base_url=None):
     task = AddTask()
     gen = fake_model_generate(task)
     def slow_generate(*a, **k):
         time.sleep(0.05)
         return gen(*a, **k)
-    collect(task, task.generate(12, "seen", seed=7), backend=ScriptedBackend(task), params=INTERACT_PARAMS,
+    backend = ScriptedBackend(task)
+    if base_url:  # FBK/IMP through the local OpenAI-compatible server, 8 requests in flight, cached
+        from tripost.feedback import LLMBackend, LLMClient
+        client = LLMClient(base_url=base_url, model="oracle", api_key_env="TRIPOST_FI_KEY", timeout=5, max_retries=3,
+                           backoff_initial=0.001, backoff_max=0.01, cache_dir=os.path.join(out, "llm-cache"),
+                           max_in_flight=8)
+        backend = LLMBackend(task, client, n_shots=2)
+    collect(task, task.generate(12, "seen", seed=7), backend=backend, params=INTERACT_PARAMS,
             iteration=1, out_dir=out, generate_fn=slow_generate, progress=False)
 
 
@@ -95,7 +104,7 @@ for line in sys.stdin:
         os.dup2(2, 1)  # the run's prints go to stderr: stdout carries only the helper's answers
         try:
             if cmd["unit"] == "interact":
-                interact(cmd["out"])
+                interact(cmd["out"], cmd.get("base_url"))
             else:
                 training(cmd["out"], cmd.get("kill_in_save"))
         except BaseException:
@@ -124,11 +133,11 @@ def helper(tmp_path_factory):
     script = tmp_path_factory.mktemp("helper") / "helper.py"
     script.write_text(HELPER.format(tests=str(ROOT / "tests"), src=str(ROOT / "src")))
     proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, bufsize=1)
+                            text=True, bufsize=1, env=dict(os.environ, TRIPOST_FI_KEY="sk-fault-injection"))
 
-    def run(unit, out, kill_after=None, kill_in_save=None) -> dict:
+    def run(unit, out, kill_after=None, kill_in_save=None, base_url=None) -> dict:
         proc.stdin.write(json.dumps({"unit": unit, "out": str(out), "kill_after": kill_after,
-                                     "kill_in_save": kill_in_save}) + "\n")
+                                     "kill_in_save": kill_in_save, "base_url": base_url}) + "\n")
         proc.stdin.flush()
         line = proc.stdout.readline()
         assert line, "the helper died"
@@ -187,3 +196,26 @@ def test_twenty_seeded_kills_each_rerun_ends_as_an_uninterrupted_run(helper, tmp
             assert _same_training(_training_outputs(out), want_t), f"run {i}: training differs (kill {after} / {in_save})"
     print(f"reference runs: interact {ref_i['seconds']:.2f} s, train {ref_t['seconds']:.2f} s; kill + rerun: {seconds}")
     assert killed >= 18, f"only {killed} of 20 runs were actually killed"
+
+
+def test_seeded_kills_of_an_interaction_through_a_concurrent_llm_client(helper, tmp_path):
+    """8 requests in flight to a local OpenAI-compatible server (20 ms per reply), its replies cached on
+    disk: 6 seeded kills, each rerun (reusing what the killed run cached) ends with the trajectories and
+    generations of an uninterrupted run."""
+    from _fake_task import AddTask
+    from fake_openai_server import FakeOpenAI
+
+    rng = random.Random(17)
+    with FakeOpenAI(AddTask(), api_key="sk-fault-injection", latency=0.02) as srv:
+        ref = helper("interact", tmp_path / "ref", base_url=srv.base_url)
+        assert ref["rc"] == 0 and srv.ok > 0
+        want = _interaction_outputs(tmp_path / "ref")
+        killed = 0
+        for i in range(6):
+            out = tmp_path / f"run-{i}"
+            killed += helper("interact", out, kill_after=rng.uniform(0, 0.9 * ref["seconds"]),
+                             base_url=srv.base_url)["rc"] == -signal.SIGKILL
+            assert helper("interact", out, base_url=srv.base_url)["rc"] == 0, f"run {i}: the rerun failed"
+            got = _interaction_outputs(out)
+            assert got["trajectories"] == want["trajectories"] and got["generations"] == want["generations"], i
+    assert killed >= 5
