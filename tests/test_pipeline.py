@@ -48,16 +48,20 @@ def _killed_repro(repo, marker, timeout=1800):
     import time
 
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = repo / "killed-repro.log"
+    with log.open("w") as f:
+        proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, start_new_session=True, stdout=f, stderr=f)
     end = time.time() + timeout
     try:
         while not marker.exists():
-            assert proc.poll() is None, "dvc repro ended before the kill point"
+            assert proc.poll() is None, f"dvc repro ended before the kill point:\n{log.read_text()[-6000:]}"
             assert time.time() < end, "the kill point was never reached"
             time.sleep(0.2)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait()
 
 
@@ -107,6 +111,19 @@ def test_smoke_pipeline_edits_real_trajectories_and_trains_real_iterations(smoke
         new = load_file(smoke_repo / "models" / task / it["name"] / "model.safetensors")
         old = load_file(smoke_repo / "models" / task / it["prev"] / "model.safetensors")
         assert new.keys() == old.keys() and any(not torch.equal(new[k], old[k]) for k in new), it["name"]
+
+
+def test_the_interaction_killed_in_the_fixture_ends_as_an_uninterrupted_one(smoke_repo, tmp_path):
+    """The fixture killed `dvc repro` in the middle of the first interaction and reran it; rerunning that
+    stage from nothing gives byte-identical trajectories and generations."""
+    stage = "interact@multistep_arithmetic-source0"
+    out = smoke_repo / "interactions" / "multistep_arithmetic" / "ft"
+    names = ("trajectories.jsonl", "generations.jsonl")
+    resumed = {n: (out / n).read_bytes() for n in names}
+    for n in names:
+        (out / n).unlink()
+    run(["dvc", "repro", "-f", "-s", stage], smoke_repo)
+    assert {n: (out / n).read_bytes() for n in names} == resumed
 
 
 def test_smoke_m0_interacts_through_an_llm_endpoint(smoke_repo, tmp_path, monkeypatch):
@@ -159,7 +176,9 @@ def test_ratio_sweep_with_dvc_exp_run(smoke_repo):
     git = ["git", "-c", "user.name=tripost-tests", "-c", "user.email=tests@example.invalid"]
     run(["git", "add", "-A"], smoke_repo)
     run(git + ["commit", "-qm", "smoke run"], smoke_repo)  # dvc exp needs a commit to branch from
-    run(["dvc", "exp", "run", "-S", "processing.improvement_ratio=0.5"], smoke_repo)
+    # only the swept method's chain (the README's recipe): process, train, interact t = 2, evaluate t = 2
+    run(["dvc", "exp", "run", "-S", "processing.improvement_ratio=0.5", "evaluate@multistep_arithmetic-tripost_t2"],
+        smoke_repo)
     run([sys.executable, "-m", "tripost.report", "sweep", "reports/ratio_sweep.json"], smoke_repo)
     rows = json.loads((smoke_repo / "reports" / "ratio_sweep.json").read_text())
     assert sorted(r["ratio"] for r in rows) == [0.5, 1.5]

@@ -403,6 +403,7 @@ def stage_records(task_name: str, mode: str, train_file, params: dict, data_dir=
             f = data_dir / f"{split}.jsonl"
             if f.exists():
                 exclude |= {r["question"] for r in read_jsonl(f)}
+        dcfg = section(params, "data", task_name) if "data" in params else {}
         buckets = (dcfg.get("buckets") or {}).get("seen")
         extra = extra_sft_examples(task, int(cfg.get("extra_examples", 0) or 0), buckets, exclude)
         return sft_records(task, examples + extra), cfg
