@@ -32,7 +32,8 @@ def _assert_no_key(paths, extra_texts=()):
     return checked
 
 
-def test_stage_outputs_never_contain_the_key(tmp_path, monkeypatch):
+@pytest.mark.parametrize("max_in_flight", [1, 8])
+def test_stage_outputs_never_contain_the_key(tmp_path, monkeypatch, max_in_flight):
     monkeypatch.setenv(KEY_ENV, KEY)
     task = AddTask()
     pool = task.generate(8, "seen", seed=21)
@@ -41,14 +42,16 @@ def test_stage_outputs_never_contain_the_key(tmp_path, monkeypatch):
               "processing": {"improvement_ratio": 1.5},
               "feedback_backend": {"backend": "llm", "llm": {"api_key_env": KEY_ENV}}}
     out = tmp_path / "iterations" / "fake_add" / "t1"
-    with FakeOpenAI(task, api_key=KEY, faults=first_attempt_faults(("429", "500"))) as srv:
+    with FakeOpenAI(task, api_key=KEY, faults=first_attempt_faults(("429", "500")), latency=0.02) as srv:
         client = LLMClient(base_url=srv.base_url, model="oracle", api_key_env=KEY_ENV, timeout=1, max_retries=3,
-                           backoff_initial=0.001, backoff_max=0.01, cache_dir=tmp_path / "cache")
+                           backoff_initial=0.001, backoff_max=0.01, cache_dir=tmp_path / "cache",
+                           max_in_flight=max_in_flight)
         backend = LLMBackend(task, client, n_shots=2)
         m = collect(task, pool, backend=backend, params=params, iteration=1, out_dir=out,
                     generate_fn=fake_model_generate(task), progress=False)
         save_llm_metrics(out / "llm_metrics.json", backend)
         assert srv.ok > 0 and srv.auth_failures == 0  # the key was sent, and accepted
+        assert (srv.max_active > 1) == (max_in_flight > 1)  # the concurrent client really overlaps requests
     assert m["llm"]["calls"] > 0
     run(task, read_jsonl(out / "trajectories.jsonl"), pool, params, out)
     files = list(tmp_path.rglob("*"))
