@@ -222,3 +222,34 @@ def test_the_run_seed_shifts_iteration_training_but_not_sft(tmp_path):
     _, cfg0 = stage_records("word_sorting", "tripost", tmp_path / "train.jsonl", params)
     _, cfg3 = stage_records("word_sorting", "tripost", tmp_path / "train.jsonl", {**params, "seed": 3})
     assert (cfg0["seed"], cfg3["seed"]) == (42, 45) and cfg3["lr"] == 1e-3
+
+
+def test_a_checkpoint_half_removed_by_a_killed_cleanup_is_not_resumed_from(tmp_path):
+    """A kill while the finished run deletes its checkpoints can leave checkpoint-N with its
+    trainer_state.json but without its weights; the rerun must not resume from it (and it ends with the
+    weights of an uninterrupted run). The cleanup itself renames before deleting (remove_dir)."""
+    from safetensors.torch import load_file
+
+    from tripost.training import last_complete_checkpoint, remove_dir, train
+
+    recs = records(32)
+    tok = build_tokenizer(texts(recs))
+    cfg = {"max_steps": 4, "lr": 1e-3, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "seed": 5}
+    train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "run", {**cfg, "keep_checkpoints": True})
+    ckpt = tmp_path / "run" / "checkpoints" / "checkpoint-4"
+    (ckpt / "model.safetensors").unlink()  # what a cleanup killed half-way leaves
+    assert last_complete_checkpoint(tmp_path / "run" / "checkpoints") is None and not ckpt.exists()
+    (tmp_path / "run" / "checkpoints").mkdir(exist_ok=True)
+    m = train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "run", cfg)
+    ref = train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "ref", cfg)
+    assert m["resumed_from"] is None and m["steps"] == ref["steps"] == 4
+    a, b = load_file(tmp_path / "run" / "model.safetensors"), load_file(tmp_path / "ref" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+    d = tmp_path / "gone"
+    (d / "sub").mkdir(parents=True)
+    stale = tmp_path / ".gone.removing-1"
+    stale.mkdir()
+    remove_dir(d)
+    assert not d.exists() and not stale.exists() and not list(tmp_path.glob(".gone.removing-*"))

@@ -189,6 +189,31 @@ def encode_records(tokenizer, records, cfg) -> tuple[list[dict], int]:
     return out, skipped
 
 
+# what a resume needs besides trainer_state.json (one name of each group): a checkpoint missing one was
+# torn while it was saved, or while an earlier run was removing it
+_CHECKPOINT_FILES = (("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin"),
+                     ("optimizer.pt",), ("scheduler.pt",))
+
+
+def sweep_removals(path) -> None:
+    """Delete what an interrupted `remove_dir(path)` left (`.<name>.removing-<pid>` beside it)."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.removing-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def remove_dir(path) -> None:
+    """Remove a directory so that a kill at any moment leaves either all of it or nothing under its name:
+    it is renamed first (one atomic step), then deleted."""
+    path = Path(path)
+    sweep_removals(path)
+    if not path.exists():
+        return
+    trash = path.with_name(f".{path.name}.removing-{os.getpid()}")
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def last_complete_checkpoint(ckpt_dir) -> str | None:
     """The newest `checkpoint-N` under `ckpt_dir` that the Trainer finished writing, or None.
 
@@ -206,7 +231,8 @@ def last_complete_checkpoint(ckpt_dir) -> str | None:
     for step, d in sorted(found, reverse=True):
         try:
             state = json.loads((d / "trainer_state.json").read_text())
-            complete = int(state.get("global_step", -1)) == step
+            complete = int(state.get("global_step", -1)) == step and all(
+                any((d / name).is_file() for name in names) for names in _CHECKPOINT_FILES)
         except (OSError, ValueError):
             complete = False
         if complete:
@@ -241,6 +267,7 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
         torch.set_num_threads(int(cfg["num_threads"]))
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir / "checkpoints"
+    sweep_removals(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -322,7 +349,7 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
     }
     write_json(out_dir / "train_metrics.json", metrics)
     if not cfg["keep_checkpoints"]:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        remove_dir(ckpt_dir)
     return metrics
 
 
