@@ -5,7 +5,8 @@ rerun that must end with exactly the outputs of an uninterrupted run, with no cl
   a fake model with a little latency per generation call, so kills land all over the run): 8 kills,
   and 6 more with FBK/IMP through a concurrent LLM client (a local OpenAI-compatible server);
 - training (`tripost.training.train`: a real tiny LLaMA, 8 steps, a checkpoint every 2): 8 kills at random
-  times, and 4 inside a checkpoint save, after a seeded one of the files it writes.
+  times, and 4 inside the checkpoint save of a seeded step: after its weights, its optimizer, its scheduler and
+  its RNG state are written (each time before its trainer state).
 
 Kill times are drawn (fixed seed) from [0, 0.9 x the duration of the uninterrupted run). Every run is a process
 forked from a helper that imported torch but never used it, so a run starts in milliseconds and its
@@ -69,25 +70,20 @@ def interact(out, base_url=None):
 
 def training(out, kill_in_save):
     torch.set_num_threads(1)
-    if kill_in_save:
-        step, last_file = kill_in_save
-        real = os.replace
+    if kill_in_save:  # [checkpoint step, "before"/"after", file]: SIGKILL around that file of that checkpoint
+        step, when, target = kill_in_save
         from transformers import Trainer
-        real_save = Trainer._save_checkpoint
-        def save(self, *a, **k):  # SIGKILL once the seeded file of checkpoint-<step> is on disk
+        real_save, real_torch_save = Trainer._save_checkpoint, torch.save
+        def save(self, *a, **k):
             if self.state.global_step == step:
-                import safetensors.torch, transformers.trainer as t
-                target = {{"model": "model.safetensors", "optimizer": "optimizer.pt", "scheduler": "scheduler.pt",
-                          "rng": "rng_state.pth"}}[last_file]
-                orig = torch.save, safetensors.torch.save_file
-                def after(path):
-                    if str(path).endswith(target):
+                def tsave(obj, f, *aa, **kk):  # optimizer, scheduler and RNG states go through torch.save
+                    hit = str(f).endswith(target)
+                    if hit and when == "before":
                         os.kill(os.getpid(), signal.SIGKILL)
-                def tsave(obj, f, *aa, **kk):
-                    orig[0](obj, f, *aa, **kk); after(f)
-                def ssave(tensors, filename, *aa, **kk):
-                    orig[1](tensors, filename, *aa, **kk); after(filename)
-                torch.save, safetensors.torch.save_file = tsave, ssave
+                    real_torch_save(obj, f, *aa, **kk)
+                    if hit:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                torch.save = tsave
             return real_save(self, *a, **k)
         Trainer._save_checkpoint = save
     recs = records(32)
@@ -180,12 +176,17 @@ def test_twenty_seeded_kills_each_rerun_ends_as_an_uninterrupted_run(helper, tmp
 
     plan = ([("interact", rng.uniform(0, 0.9 * ref_i["seconds"]), None) for _ in range(8)]
             + [("train", rng.uniform(0, 0.9 * ref_t["seconds"]), None) for _ in range(8)]
-            + [("train", None, [rng.choice([2, 4, 6]), rng.choice(["model", "optimizer", "scheduler", "rng"])])
-               for _ in range(4)])
+            + [("train", None, [rng.choice([2, 4, 6]), *where])  # weights written, optimizer not; ...
+               for where in (("before", "optimizer.pt"), ("after", "optimizer.pt"), ("after", "scheduler.pt"),
+                             ("after", "rng_state.pth"))])
     killed, seconds = 0, []
     for i, (unit, after, in_save) in enumerate(plan):
-        out = tmp_path / f"{unit}-{i}"
-        first = helper(unit, out, kill_after=after, kill_in_save=in_save)
+        for attempt in range(4):  # a run that ended before its kill time (a faster moment of a loaded
+            out = tmp_path / f"{unit}-{i}-{attempt}"  # machine) is repeated, fresh, with half the time
+            first = helper(unit, out, kill_after=after, kill_in_save=in_save)
+            if first["rc"] != 0 or after is None:
+                break
+            after /= 2
         killed += first["rc"] == -signal.SIGKILL
         rerun = helper(unit, out)
         seconds.append(round(first["seconds"] + rerun["seconds"], 2))
@@ -195,7 +196,7 @@ def test_twenty_seeded_kills_each_rerun_ends_as_an_uninterrupted_run(helper, tmp
         else:
             assert _same_training(_training_outputs(out), want_t), f"run {i}: training differs (kill {after} / {in_save})"
     print(f"reference runs: interact {ref_i['seconds']:.2f} s, train {ref_t['seconds']:.2f} s; kill + rerun: {seconds}")
-    assert killed >= 18, f"only {killed} of 20 runs were actually killed"
+    assert killed == 20, f"only {killed} of 20 runs were actually killed"
 
 
 def test_seeded_kills_of_an_interaction_through_a_concurrent_llm_client(helper, tmp_path):
