@@ -30,3 +30,43 @@ def setup(task_name: str, m0: str, out: str, params_file: str = "params.yaml") -
     Path(out).mkdir(parents=True, exist_ok=True)
     return Setup(params, get_task(task_name, **(dcfg.get("options") or {})), m0 or f"models/{task_name}/ft", Path(out),
                  split["train"], split["val"], split["test"], (dcfg.get("buckets") or {}).get("seen"))
+
+
+def drill_parser(doc: str, records_help: str):
+    """The arguments every drill probe takes (start model, its records and test attempts, one-epoch recipe)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--m0", required=True)
+    ap.add_argument("--records", required=True, help=records_help)
+    ap.add_argument("--attempts", required=True, help="predictions jsonl of the start model (its first attempts)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--max-records", type=int, default=4000)
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--params", default="params.yaml")
+    return ap
+
+
+def drill_setup(args):
+    """(out dir, params, task built with its data options) for a drill's parsed arguments."""
+    from tripost.tasks import task_from_params
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    params = load_params(args.params)
+    return out, params, task_from_params(params, args.task)
+
+
+def train_drill(args, params, records, out) -> dict:
+    """Weighted SL from `args.m0` on `records` (answer-only loss, the drill's epochs/lr/batch/seed)."""
+    from tripost.modeling import load_for_training
+    from tripost.training import train
+
+    cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
+           "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
+    model, tok = load_for_training(args.m0, "none")
+    return train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")

@@ -17,7 +17,6 @@ more easily than distant text).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -28,10 +27,10 @@ from tripost import formats
 from tripost.evaluation import bootstrap_interval
 from tripost.generation import generate
 from tripost.io import read_jsonl, write_json, write_jsonl
-from tripost.modeling import load_for_inference, load_for_training
-from tripost.params import load_params, section
-from tripost.tasks import get_task
-from tripost.training import train
+from tripost.modeling import load_for_inference
+from tripost.params import section
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import drill_parser, drill_setup, train_drill  # noqa: E402
 
 FEEDBACK = "\nFeedback: "
 
@@ -61,25 +60,11 @@ def drill_record(task, rec: dict, layout: str) -> dict | None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--m0", required=True)
-    ap.add_argument("--records", required=True, help="comma-separated train.jsonl files with improvement records")
-    ap.add_argument("--attempts", required=True, help="predictions jsonl of the start model (its first attempts)")
+    ap = drill_parser(__doc__, "comma-separated train.jsonl files with improvement records")
     ap.add_argument("--layout", choices=["plain", "restate"], required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--max-records", type=int, default=4000)
-    ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     t0 = time.time()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    params = load_params(args.params)
-    task = get_task(args.task)
+    out, params, task = drill_setup(args)
     recs = []
     for f in args.records.split(","):
         for r in read_jsonl(f):
@@ -92,10 +77,7 @@ def main(argv=None) -> int:
     recs = recs[: args.max_records]
     write_jsonl(out / "train.jsonl", recs)
 
-    cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
-           "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
-    model, tok = load_for_training(args.m0, "none")
-    tm = train(model, tok, recs, out / "model", cfg, checkpoint_dir=out / "ckpt")
+    tm = train_drill(args, params, recs, out)
 
     items = []
     for p in read_jsonl(args.attempts):

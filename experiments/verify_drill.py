@@ -12,7 +12,6 @@ trained model writes its first feedback on the start model's greedy attempts at 
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -22,10 +21,9 @@ from pathlib import Path
 from tripost.evaluation import self_verification
 from tripost.generation import generate
 from tripost.io import read_jsonl, write_json, write_jsonl
-from tripost.modeling import load_for_inference, load_for_training
-from tripost.params import load_params, section
-from tripost.tasks import get_task
-from tripost.training import train
+from tripost.modeling import load_for_inference
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import drill_parser, drill_setup, train_drill  # noqa: E402
 
 FEEDBACK = "\nFeedback: "
 
@@ -41,25 +39,11 @@ def verify_record(rec: dict) -> dict | None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--m0", required=True)
-    ap.add_argument("--records", required=True, help="comma-separated train.jsonl files (judge layout)")
-    ap.add_argument("--attempts", required=True, help="predictions jsonl of the start model (its first attempts)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--max-records", type=int, default=4000)
+    ap = drill_parser(__doc__, "comma-separated train.jsonl files (judge layout)")
     ap.add_argument("--wrong-share", type=float, default=0.0, help="> 0: resample to this share of wrong attempts")
-    ap.add_argument("--epochs", type=float, default=1.0)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     t0 = time.time()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    params = load_params(args.params)
-    task = get_task(args.task)
+    out, params, task = drill_setup(args)
     recs = [v for f in args.records.split(",") for r in read_jsonl(f) if (v := verify_record(r))]
     rng = random.Random(args.seed)
     rng.shuffle(recs)
@@ -73,10 +57,7 @@ def main(argv=None) -> int:
     write_jsonl(out / "train.jsonl", recs)
     kinds = {k: sum(r["kind"] == k for r in recs) for k in ("verify_wrong", "verify_right")}
 
-    cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
-           "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
-    model, tok = load_for_training(args.m0, "none")
-    tm = train(model, tok, recs, out / "model", cfg, checkpoint_dir=out / "ckpt")
+    tm = train_drill(args, params, recs, out)
 
     preds = [p for p in read_jsonl(args.attempts) if p.get("first_attempt")]
     prompts = [f"{task.prompt(p['question'])}\n{p['first_attempt']}{FEEDBACK.rstrip(' ')}" for p in preds]
