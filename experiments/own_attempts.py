@@ -84,6 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", default="", help="comma-separated record kinds to keep (default all)")
     ap.add_argument("--m0-greedy-only", action="store_true",
                     help="evaluate M0 with one generation call (its greedy answer; no SI diagnostic)")
+    ap.add_argument("--records-only", action="store_true",
+                    help="stop after the records and M0's greedy test attempts (for the drill probes)")
     ap.add_argument("--test-limit", type=int, default=0, help="> 0: only the first N test questions (dry runs)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
@@ -166,15 +168,18 @@ def make_records(args, task, params, m0, pool, replay):
 
 def train_and_evaluate(args, task, params, m0, out, records, test, test_all, status, gen_s, n_turn, kinds, t_start):
     # 5. weighted SL from M0 (answer-only loss)
-    cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
-           "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
-    model, tok = load_for_training(m0, "none")
-    tm = train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")
+    tm = {"final_loss": None, "steps": 0, "wall_time_s": 0.0, "tokens_per_s": None}
+    if not args.records_only:
+        cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
+               "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
+        model, tok = load_for_training(m0, "none")
+        tm = train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")
 
     # 6. evaluation: the trained model and M0 under the self-improving inference
     ecfg = {**section(params, "evaluation", args.task), "batch_size": 64}
     results = {}
-    for name, path in (("m0", m0), ("trained", out / "model")):
+    runs = (("m0", m0),) if args.records_only else (("m0", m0), ("trained", out / "model"))
+    for name, path in runs:
         cache = out.parent / f"m0-{str(m0).strip('/').replace('/', '_')}-eval.json"
         if name == "m0" and cache.exists():
             results[name] = json.loads(cache.read_text())

@@ -90,6 +90,17 @@ def test_qlora_on_cpu_trains_and_adapter_reloads(tmp_path, monkeypatch):
     assert (tmp_path / "work" / "merged_base" / "model.safetensors").exists()
     assert sum(p.numel() for p in m3.parameters() if p.requires_grad) > 0
 
+    # as the pipeline does it: the merged base inside the next model's folder, named relative to it, so
+    # the model loads from any working directory (paths in the repo are relative to its root)
+    monkeypatch.chdir(tmp_path)
+    m4, t4 = load_for_training("qlora", "qlora", lora={"r": 4, "alpha": 8}, work_dir="next/base")
+    train(m4, t4, recs[:16], "next", {"max_steps": 2, "lr": 1e-3, "batch_size": 8})
+    cfg = json.loads((tmp_path / "next" / "adapter_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == "base/merged_base"
+    monkeypatch.chdir(tmp_path / "work")
+    m5, _ = load_for_inference(tmp_path / "next")
+    assert m5.config.model_type == "llama"
+
 
 def test_char_tokenizer_round_trip(tmp_path):
     from transformers import AutoTokenizer

@@ -64,6 +64,7 @@ def test_unknown_profile_is_a_clear_error(tmp_path):
     ("pipeline:\n  iterations:\n    - {name: t1, t: one, prev: ft, rebalance: true}\n",
      r"params.yaml: pipeline.iterations\[0\].t must be an integer, got 'one'"),
     ("baselines:\n  lmsi:\n    train: {lrr: 1.0}\n", "params.yaml: baselines.lmsi.train.lrr is not a known setting"),
+    ("model:\n  lora: {target_modules: 7}\n", "params.yaml: model.lora.target_modules must be a list or a string, got 7"),
     ("sede: 3\n", "params.yaml: sede is not a known setting"),
 ])
 def test_an_unknown_or_mistyped_key_is_one_line_naming_it(tmp_path, edit, message):

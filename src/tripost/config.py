@@ -46,7 +46,7 @@ class Lora:
     r: int
     alpha: int
     dropout: Number
-    target_modules: list
+    target_modules: list | str  # module names, or "all-linear" (every linear layer but the head)
 
 
 @dataclass
@@ -252,7 +252,8 @@ def _type_name(tp) -> str:
         return "a number"
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(_type_name(a) for a in args) + " or null"
+        null = " or null" if type(None) in typing.get_args(tp) else ""
+        return " or ".join(_type_name(a) for a in args) + null
     origin = typing.get_origin(tp) or tp
     if dataclasses.is_dataclass(origin):
         return "a mapping"
@@ -270,8 +271,15 @@ def _check_value(value, tp, key: str, source: str) -> None:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return
-        (inner,) = [a for a in args if a is not type(None)]
-        return _check_value(value, inner, key, source)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _check_value(value, inner[0], key, source)
+        for alt in inner:  # a union of alternatives (e.g. list | str): the first that accepts the value
+            try:
+                return _check_value(value, alt, key, source)
+            except ConfigError:
+                continue
+        _fail(source, key, f"must be {_type_name(tp)}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             _fail(source, key, f"must be a mapping, got {value!r}")

@@ -47,7 +47,9 @@ DEFAULT_LLAMA = {
     "vocab_size": 512,  # tokenizer target; the model uses len(tokenizer)
 }
 
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# PEFT's "all-linear": every linear layer but the output head, whatever the architecture calls them
+# (LLaMA/Qwen2/Mistral q_proj..down_proj, GPT-2 c_attn/c_proj/c_fc) -- the QLoRA paper's choice.
+LORA_TARGETS = "all-linear"
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,7 +160,32 @@ def save_checkpoint(model, tokenizer, out_dir) -> Path:
             os.replace(f, out_dir / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _base_relative_to_adapter(out_dir)
     return out_dir
+
+
+def _base_relative_to_adapter(out_dir: Path) -> None:
+    """An adapter whose base was saved inside its own folder (the merged base of an iteration) names it
+    relative to that folder, so the model loads from any working directory and after the repo moves."""
+    cfg_file = out_dir / "adapter_config.json"
+    if not cfg_file.exists():
+        return
+    cfg = json.loads(cfg_file.read_text())
+    base = Path(str(cfg.get("base_model_name_or_path") or ""))
+    try:
+        rel = base.resolve().relative_to(out_dir.resolve())
+    except (ValueError, OSError):
+        return
+    if base.exists() and str(rel) != str(base):
+        cfg["base_model_name_or_path"] = str(rel)
+        cfg_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def adapter_base(adapter_path) -> str:
+    """The base checkpoint of an adapter folder: a path relative to the folder, a path, or a hub id."""
+    base = json.loads((Path(adapter_path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    inside = Path(adapter_path) / base
+    return str(inside) if not Path(base).is_absolute() and (inside / "config.json").exists() else base
 
 
 def _check_source(path) -> None:
@@ -250,7 +277,7 @@ def load_for_inference(path, *, device: str | None = "auto", dtype: str | None =
     if isinstance(path, Path) and is_adapter_dir(path):
         from peft import PeftModel
 
-        base_path = json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"]
+        base_path = adapter_base(path)
         qlora = _adapter_meta(path).get("adapter") == "qlora" or quantize_4bit
         kw = {"quantization_config": _bnb_config(dt), "device_map": {"": dev}} if qlora else {"dtype": dt}
         base = AutoModelForCausalLM.from_pretrained(str(base_path), **kw)
@@ -313,7 +340,8 @@ def load_for_training(path, adapter: str = "none", *, lora: dict | None = None, 
         r=int(lora["r"]),
         lora_alpha=int(lora["alpha"]),
         lora_dropout=float(lora["dropout"]),
-        target_modules=list(lora["target_modules"]),
+        target_modules=(lora["target_modules"] if isinstance(lora["target_modules"], str)
+                        else list(lora["target_modules"])),
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, cfg)
@@ -323,13 +351,20 @@ def load_for_training(path, adapter: str = "none", *, lora: dict | None = None, 
 
 
 def _merge_into_fp_base(adapter_path):
-    """Merge a (Q)LoRA adapter into a full-precision copy of its base (not into 4-bit weights)."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    """Merge a (Q)LoRA adapter into a full-precision copy of its base (not into 4-bit weights).
 
-    base_path = json.loads((Path(adapter_path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    The merge is computed in fp32; the merged model is returned in the base checkpoint's own dtype
+    (a bf16 7B base gives a 14 GB merged base instead of 28 GB; it is re-quantised to 4 bits anyway)."""
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    base_path = adapter_base(adapter_path)
+    saved = getattr(AutoConfig.from_pretrained(str(base_path)), "dtype", None)
     base = AutoModelForCausalLM.from_pretrained(str(base_path), dtype=torch.float32)
-    return PeftModel.from_pretrained(base, str(adapter_path)).merge_and_unload()
+    merged = PeftModel.from_pretrained(base, str(adapter_path)).merge_and_unload()
+    if isinstance(saved, str):
+        saved = getattr(torch, saved, None)
+    return merged.to(saved) if saved in (torch.bfloat16, torch.float16) else merged
 
 
 def write_adapter_meta(out_dir, adapter: str) -> None:
