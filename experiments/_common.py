@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tripost.io import read_jsonl
 from tripost.params import load_params, section
-from tripost.tasks import Example, Task, get_task
+from tripost.tasks import Example, Task, task_from_params
 
 
 @dataclass
@@ -28,7 +28,7 @@ def setup(task_name: str, m0: str, out: str, params_file: str = "params.yaml") -
     data = Path("data") / task_name
     split = {name: [Example.from_dict(r) for r in read_jsonl(data / f"{name}.jsonl")] for name in ("train", "val", "test")}
     Path(out).mkdir(parents=True, exist_ok=True)
-    return Setup(params, get_task(task_name, **(dcfg.get("options") or {})), m0 or f"models/{task_name}/ft", Path(out),
+    return Setup(params, task_from_params(params, task_name), m0 or f"models/{task_name}/ft", Path(out),
                  split["train"], split["val"], split["test"], (dcfg.get("buckets") or {}).get("seen"))
 
 
@@ -53,20 +53,19 @@ def drill_parser(doc: str, records_help: str):
 
 def drill_setup(args):
     """(out dir, params, task built with its data options) for a drill's parsed arguments."""
-    from tripost.tasks import task_from_params
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     params = load_params(args.params)
     return out, params, task_from_params(params, args.task)
 
 
-def train_drill(args, params, records, out) -> dict:
-    """Weighted SL from `args.m0` on `records` (answer-only loss, the drill's epochs/lr/batch/seed)."""
+def train_drill(args, params, records, out, start: str | None = None) -> dict:
+    """Weighted SL from `start` (default `args.m0`) on `records` (answer-only loss, the probe's
+    epochs/lr/batch/seed); the model goes to `out/model`."""
     from tripost.modeling import load_for_training
     from tripost.training import train
 
     cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
            "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
-    model, tok = load_for_training(args.m0, "none")
+    model, tok = load_for_training(start or args.m0, "none")
     return train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")

@@ -34,13 +34,13 @@ from tripost.feedback import ScriptedBackend
 from tripost.generation import generate
 from tripost.interaction import edit
 from tripost.io import read_jsonl, write_json, write_jsonl
-from tripost.modeling import load_for_inference, load_for_training
+from tripost.modeling import load_for_inference
 from tripost.params import section
 from tripost.processing import gold_record, turn_records
-from tripost.training import extra_sft_examples, train
+from tripost.training import extra_sft_examples
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import setup  # noqa: E402
+from _common import setup, train_drill  # noqa: E402
 
 
 def judge_records(task, row: dict) -> list[dict]:
@@ -170,10 +170,7 @@ def train_and_evaluate(args, task, params, m0, out, records, test, test_all, sta
     # 5. weighted SL from M0 (answer-only loss)
     tm = {"final_loss": None, "steps": 0, "wall_time_s": 0.0, "tokens_per_s": None}
     if not args.records_only:
-        cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
-               "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
-        model, tok = load_for_training(m0, "none")
-        tm = train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")
+        tm = train_drill(args, params, records, out, start=m0)
 
     # 6. evaluation: the trained model and M0 under the self-improving inference
     ecfg = {**section(params, "evaluation", args.task), "batch_size": 64}

@@ -28,19 +28,19 @@ _CORPUS = [
 ]
 
 
-def _byte_level(vocab_size: int, specials: list[str]):
+def _byte_level(vocab_size: int, specials: list[str], corpus: list[str]):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(_CORPUS, trainers.BpeTrainer(
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False))
     return tok
 
 
-def _sentencepiece_like(vocab_size: int):
+def _sentencepiece_like(vocab_size: int, corpus: list[str]):
     """LLaMA-style: words start with "▁", a newline and each digit are tokens of their own, byte fallback,
     `<s>` prepended."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -52,7 +52,7 @@ def _sentencepiece_like(vocab_size: int):
     tok.decoder = decoders.Sequence([decoders.Metaspace(replacement="▁", prepend_scheme="first"),
                                      decoders.ByteFallback(), decoders.Fuse()])
     specials = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
-    tok.train_from_iterator(_CORPUS, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                                          show_progress=False))
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                        special_tokens=[("<s>", tok.token_to_id("<s>"))])
@@ -62,8 +62,7 @@ def _sentencepiece_like(vocab_size: int):
 def save_tiny_checkpoint(arch: str, out_dir, seed: int = 0, texts: list[str] | None = None) -> Path:
     """Write a random `arch` model (~100k parameters) and its tokenizer (trained on `texts`, else on a small
     built-in corpus) to `out_dir`; returns the path."""
-    if texts:
-        _CORPUS[:] = list(texts)
+    corpus = list(texts) if texts else _CORPUS
     import torch
     from transformers import (GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast, LlamaConfig, LlamaForCausalLM,
                               LlamaTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Qwen2TokenizerFast)
@@ -71,18 +70,18 @@ def save_tiny_checkpoint(arch: str, out_dir, seed: int = 0, texts: list[str] | N
     torch.manual_seed(seed)
     sizes = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2}
     if arch == "llama":
-        tok = LlamaTokenizerFast(tokenizer_object=_sentencepiece_like(1000), bos_token="<s>", eos_token="</s>",
+        tok = LlamaTokenizerFast(tokenizer_object=_sentencepiece_like(1000, corpus), bos_token="<s>", eos_token="</s>",
                                  unk_token="<unk>")
         model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), num_key_value_heads=2, max_position_embeddings=2048,
                                              bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **sizes))
     elif arch == "qwen2":
-        tok = Qwen2TokenizerFast(tokenizer_object=_byte_level(1000, ["<|endoftext|>"]), eos_token="<|endoftext|>",
+        tok = Qwen2TokenizerFast(tokenizer_object=_byte_level(1000, ["<|endoftext|>"], corpus), eos_token="<|endoftext|>",
                                  pad_token="<|endoftext|>", unk_token=None, bos_token=None)
         model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), num_key_value_heads=1, max_position_embeddings=2048,
                                              use_sliding_window=True, sliding_window=4096, max_window_layers=0,
                                              eos_token_id=tok.eos_token_id, **sizes))
     elif arch == "gpt2":
-        tok = GPT2TokenizerFast(tokenizer_object=_byte_level(1000, ["<|endoftext|>"]), eos_token="<|endoftext|>",
+        tok = GPT2TokenizerFast(tokenizer_object=_byte_level(1000, ["<|endoftext|>"], corpus), eos_token="<|endoftext|>",
                                 bos_token="<|endoftext|>", unk_token="<|endoftext|>")
         model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=2, n_head=2, n_positions=2048,
                                            bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id))

@@ -13,7 +13,6 @@ workspaces run side by side (one thread each) to keep the suite's wall time down
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,11 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from _workspace import pipeline_workspace
+from fake_openai_server import FakeOpenAI
 from tripost.params import deep_merge
-from tripost.profiles import apply_profile
-
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_openai_server import FakeOpenAI  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -71,61 +68,51 @@ def _shrink(task: str, checkpoint: Path, llm_url: str | None, cache: Path) -> di
     return over
 
 
-def _workspace(base: Path, arch: str, task: str, llm_url: str | None) -> Path:
-    repo = base / arch
-    for name in ("notebooks", "profiles", "src"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
-        shutil.copy(ROOT / name, repo / name)
-    (repo / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    apply_profile("paper", repo / "params.yaml")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+def _workspace(base: Path, arch: str, task: str):
+    """(repo, LLM server or None): the paper profile applied, then the test's overrides; DU/LD's FBK/IMP
+    server answers for the task as the workspace's params build it."""
+    from tripost.params import load_params
+    from tripost.tasks import task_from_params
+
+    repo = pipeline_workspace(base / arch, "paper")
+    params = load_params(repo / "params.yaml")
     assert params["model"]["adapter"] == "qlora" and params["profile"] == "paper"
+    server = FakeOpenAI(task_from_params(params, task), api_key=KEY).start() if task in LLM_TASKS else None
     ckpt = base / f"checkpoint-{arch}"  # written by the fixture's first command (tests/_checkpoints.py)
-    params = deep_merge(params, _shrink(task, ckpt, llm_url, base / f"llm-cache-{arch}"))
+    params = deep_merge(params, _shrink(task, ckpt, server.base_url if server else None, base / f"llm-cache-{arch}"))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    return repo
+    return repo, server
 
 
 @pytest.fixture(scope="module")
 def paper_runs(tmp_path_factory):
     """{arch: (repo, llm server or None)} after `dvc repro` of each workspace (run concurrently)."""
-    from tripost.params import load_params
-    from tripost.tasks import task_from_params
-
     base = tmp_path_factory.mktemp("paper")
     servers, repos, procs = {}, {}, {}
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
                HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **{KEY_ENV: KEY})
     try:
         for arch, task in RUNS.items():
-            url = None
-            if task in LLM_TASKS:
-                paper = load_params(ROOT / "params.yaml")
-                paper = deep_merge(paper, yaml.safe_load((ROOT / "profiles" / "paper.yaml").read_text()))
-                servers[arch] = FakeOpenAI(task_from_params(paper, task), api_key=KEY).start()
-                url = servers[arch].base_url
-            repos[arch] = _workspace(base, arch, task, url)
+            repos[arch], servers[arch] = _workspace(base, arch, task)
         for arch, repo in repos.items():
-            log = (repo / "repro.log").open("w")
             make_ckpt = (f"{sys.executable} {ROOT / 'tests' / '_checkpoints.py'} {arch} {base / f'checkpoint-{arch}'}"
                          f" --params params.yaml --task {RUNS[arch]} --steps 300")
-            procs[arch] = subprocess.Popen(f"{make_ckpt} && dvc repro", shell=True, cwd=repo, env=env, stdout=log,
-                                           stderr=log)
+            with (repo / "repro.log").open("w") as log:
+                procs[arch] = subprocess.Popen(f"{make_ckpt} && dvc repro", shell=True, cwd=repo, env=env,
+                                               stdout=log, stderr=log)
         end = time.time() + 1800
         for arch, proc in procs.items():
             proc.wait(timeout=max(1, end - time.time()))
             log = (repos[arch] / "repro.log").read_text()
             assert proc.returncode == 0, f"dvc repro ({arch}) failed:\n{log[-8000:]}"
-        yield {arch: (repos[arch], servers.get(arch)) for arch in RUNS}
+        yield {arch: (repos[arch], servers[arch]) for arch in RUNS}
     finally:
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
         for srv in servers.values():
-            srv.stop()
+            if srv is not None:
+                srv.stop()
 
 
 @pytest.mark.parametrize("arch", list(RUNS))

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from tripost.profiles import apply_profile
+from _workspace import pipeline_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -27,15 +27,7 @@ def run(cmd, cwd):
 
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("smoke")
-    for name in ("notebooks", "profiles", "src"):
-        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
-        shutil.copy(ROOT / name, repo / name)
-    (repo / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    apply_profile("smoke", repo / "params.yaml")
-    run(["git", "init", "-q"], repo)
+    repo = pipeline_workspace(tmp_path_factory.mktemp("smoke"), "smoke")
     _killed_repro(repo, repo / "interactions" / "multistep_arithmetic" / "ft" / "generations.jsonl")
     run(["dvc", "repro"], repo)  # resumes: no lock, torn file or orphaned kernel is left to clean by hand
     return repo

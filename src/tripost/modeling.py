@@ -150,6 +150,7 @@ def save_checkpoint(model, tokenizer, out_dir) -> Path:
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    _name_base_relative(model, out_dir)
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
@@ -160,25 +161,17 @@ def save_checkpoint(model, tokenizer, out_dir) -> Path:
             os.replace(f, out_dir / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _base_relative_to_adapter(out_dir)
     return out_dir
 
 
-def _base_relative_to_adapter(out_dir: Path) -> None:
-    """An adapter whose base was saved inside its own folder (the merged base of an iteration) names it
-    relative to that folder, so the model loads from any working directory and after the repo moves."""
-    cfg_file = out_dir / "adapter_config.json"
-    if not cfg_file.exists():
-        return
-    cfg = json.loads(cfg_file.read_text())
-    base = Path(str(cfg.get("base_model_name_or_path") or ""))
-    try:
-        rel = base.resolve().relative_to(out_dir.resolve())
-    except (ValueError, OSError):
-        return
-    if base.exists() and str(rel) != str(base):
-        cfg["base_model_name_or_path"] = str(rel)
-        cfg_file.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+def _name_base_relative(model, out_dir: Path) -> None:
+    """An adapter whose base lies inside its own folder (an iteration's merged base) names that base
+    relative to the folder, so the model loads from any working directory and after the repo moves."""
+    for cfg in getattr(model, "peft_config", {}).values():
+        try:
+            cfg.base_model_name_or_path = str(Path(cfg.base_model_name_or_path).resolve().relative_to(out_dir.resolve()))
+        except (TypeError, ValueError):
+            pass  # a base elsewhere (a checkpoint, a hub id) keeps its name
 
 
 def adapter_base(adapter_path) -> str:
