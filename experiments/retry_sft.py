@@ -1,0 +1,120 @@
+"""Research probe: error correction learned in M0's own SFT ("retry data in pretraining").
+
+Work on models trained from scratch (Ye et al., Physics of Language Models 2.2) finds that mistakes
+followed by their correction help most when they are part of pretraining, not a short fine-tune
+after it. Our M0's SFT is its pretraining. This probe trains M0 from scratch exactly like the `sft`
+stage (same questions, steps, recipe), except that a share `--retry-share` of the gold examples is
+replaced by a *retry* example of the same question: a planted mistake (`task.corrupt`), the scripted
+FBK's feedback on it, IMP's revision and the revision's "correct" verdict, in TriPosT's improvement
+format; every other example is the gold rationale followed by its "correct" verdict. The model then
+learns, from thousands of examples, to judge an attempt and to revise it 150-400 tokens into the
+context. Measured: the first attempt (greedy, the `+ft` reading) and the self-improving inference,
+self-verification, and the revision given FBK's feedback. Writes `<out>/result.json`.
+
+    python experiments/retry_sft.py --task word_sorting --out runs/ws-retry --retry-share 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from tripost.evaluation import evaluate_self_improve
+from tripost.feedback import ScriptedBackend
+from tripost.interaction import edit
+from tripost.io import write_json, write_jsonl
+from tripost.modeling import init_model, load_for_inference
+from tripost.params import section
+from tripost.processing import gold_record, turn_records
+from tripost.training import extra_sft_examples, train, train_config
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import setup  # noqa: E402
+from own_attempts import oracle_revision, summarise  # noqa: E402
+
+
+def retry_records(task, example, rng: random.Random, max_attempt_words: int) -> list[dict]:
+    """TriPosT's improvement records for a planted mistake in `example`'s gold rationale ([] if none)."""
+    attempt, _ = task.corrupt(example.question, example.rationale, rng)
+    if attempt == example.rationale:
+        return []
+    res = edit(task, ScriptedBackend(task), example.question, example.answer, attempt, max_rounds=5,
+               max_attempt_words=max_attempt_words)
+    row = {"question": example.question, "status": res.status, "attempts": res.attempts, "feedbacks": res.feedbacks}
+    recs = [r for r in turn_records(task, row) if r["kind"] == "improvement"]
+    if recs:  # the last revision is followed by its own verdict, as at test time
+        recs[-1] = {**recs[-1], "completion": recs[-1]["completion"]
+                    + f"\nFeedback: {task.feedback(example.question, res.attempts[-1]).text}"}
+    return recs
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--retry-share", type=float, default=0.5)
+    ap.add_argument("--m0", default="", help="the gold-only M0 to compare with (default models/<task>/ft)")
+    ap.add_argument("--extra-test", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    t_start = time.time()
+    s = setup(args.task, args.m0, args.out, args.params)
+    params, task, out = s.params, s.task, s.out
+    test = s.test
+    extra_test = extra_sft_examples(task, args.extra_test, s.seen_buckets,
+                                    {e.question for e in test + s.val + s.train}, seed=424242)
+    test_all = test + extra_test
+
+    # 1. the sft stage's own examples (data/<task>/train.jsonl + sft.extra_examples fresh ones)
+    cfg = train_config(params, "sft", args.task)
+    excluded = {e.question for e in test + s.val}
+    examples = s.train + extra_sft_examples(task, int(cfg["extra_examples"]), s.seen_buckets, excluded)
+    rng = random.Random(args.seed)
+    icfg = section(params, "interaction", args.task)
+    records, kinds = [], {"gold": 0, "retry": 0}
+    for e in examples:
+        recs = retry_records(task, e, rng, int(icfg["max_attempt_words"])) if rng.random() < args.retry_share else []
+        if recs:
+            records.append(rng.choice(recs))
+            kinds["retry"] += 1
+        else:
+            records.append(gold_record(task, e))
+            kinds["gold"] += 1
+    rng.shuffle(records)
+    write_jsonl(out / "train.jsonl", records)
+    print("records", kinds, flush=True)
+
+    # 2. M0's recipe from scratch on these records
+    model, tok = init_model(section(params, "model", args.task), texts=[r["prompt"] + r["completion"] for r in records])
+    tm = train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")
+
+    # 3. evaluation: the new model, and the gold-only M0 (cached) for the comparison
+    ecfg = {**section(params, "evaluation", args.task), "batch_size": 64}
+    results = {}
+    cache = out.parent / f"m0-{str(s.m0).strip('/').replace('/', '_')}-eval.json"
+    if cache.exists():
+        results["m0"] = json.loads(cache.read_text())
+    mdl, tk = load_for_inference(out / "model")
+    res = evaluate_self_improve(task, mdl, tk, test_all, ecfg)
+    preds = res.pop("predictions")
+    res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")} for p in preds]
+    res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg)
+    write_jsonl(out / "predictions-retry.jsonl", preds)
+    results["retry"] = res
+    result = {"args": vars(args), "records": kinds,
+              "train": {k: tm[k] for k in ("final_loss", "steps", "wall_time_s", "tokens_per_s")},
+              "summary": summarise(results, test_split_n=len(test)),
+              "oracle_revision": {k: v.get("oracle_revision") for k, v in results.items()},
+              "wall_s": round(time.time() - t_start, 1)}
+    write_json(out / "result.json", result)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
