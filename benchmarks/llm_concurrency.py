@@ -32,6 +32,7 @@ from fake_openai_server import FakeOpenAI  # noqa: E402
 from tripost.feedback import LLMBackend, LLMClient  # noqa: E402
 from tripost.interaction import collect  # noqa: E402
 from tripost.io import write_json  # noqa: E402
+from tripost.params import deep_merge, load_params  # noqa: E402
 
 KEY_ENV = "TRIPOST_BENCH_LLM_KEY"
 
@@ -39,9 +40,10 @@ KEY_ENV = "TRIPOST_BENCH_LLM_KEY"
 def run(task, pool, srv, in_flight: int, work: Path) -> tuple[float, dict, str]:
     client = LLMClient(base_url=srv.base_url, model="oracle", api_key_env=KEY_ENV, timeout=30.0,
                        cache_dir=work / "cache", max_in_flight=in_flight)
-    params = {"seed": 0, "processing": {},
-              "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 64, "chunk_size": 64,
-                              "max_passes": 1, "max_data_length": 10**9}}
+    params = deep_merge(load_params(ROOT / "params.yaml"),
+                        {"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 64,
+                                                    "chunk_size": 64, "max_passes": 1, "max_data_length": 10**9,
+                                                    "pool_limit": None}})
     t0 = time.perf_counter()
     m = collect(task, pool, backend=LLMBackend(task, client, n_shots=2), params=params, iteration=1,
                 out_dir=work / "out", progress=False,

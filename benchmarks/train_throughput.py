@@ -75,20 +75,22 @@ def main() -> None:
     from tripost.io import write_json
     from tripost.modeling import build_tiny_llama, build_tokenizer, num_params
     from tripost.params import load_params, section
-    from tripost.training import train
+    from tripost.training import train, train_config
 
     n = args.steps * args.batch_size
     recs = (task_records(n) if args.source == "tasks" else None) or synthetic_records(n)
     tok = build_tokenizer([r["prompt"] + r["completion"] for r in recs])
-    model_cfg = section(load_params(ROOT / "params.yaml"), "model")
+    params = load_params(ROOT / "params.yaml")
+    model_cfg = section(params, "model")
     rows = []
     for grouped in (False, True):
         torch.manual_seed(0)
         model = build_tiny_llama(model_cfg, tok)
         with tempfile.TemporaryDirectory() as d:
-            m = train(model, tok, recs, d, {"max_steps": args.steps, "lr": 1e-3, "batch_size": args.batch_size,
-                                            "group_by_length": grouped, "logging_steps": 5, "save_steps": 10**6,
-                                            "mask_prompt": False, "max_length": 2048})
+            m = train(model, tok, recs, d, train_config(params, "train", max_steps=args.steps, lr=1e-3,
+                                                        batch_size=args.batch_size, group_by_length=grouped,
+                                                        logging_steps=5, save_steps=10**6, mask_prompt=False,
+                                                        max_length=2048))
         rows.append({"batching": "length-grouped" if grouped else "random (padded to batch max)",
                      "group_by_length": grouped, "steps": m["steps"], "wall_s": m["wall_time_s"],
                      "real_tokens_per_s": m["tokens_per_s"], "padded_tokens_per_s": m["padded_tokens_per_s"],

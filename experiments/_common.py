@@ -63,9 +63,9 @@ def train_drill(args, params, records, out, start: str | None = None) -> dict:
     """Weighted SL from `start` (default `args.m0`) on `records` (answer-only loss, the probe's
     epochs/lr/batch/seed); the model goes to `out/model`."""
     from tripost.modeling import load_for_training
-    from tripost.training import train
+    from tripost.training import train, train_config
 
-    cfg = {**section(params, "train", args.task), "mask_prompt": True, "epochs": args.epochs, "lr": args.lr,
-           "batch_size": args.batch, "seed": args.seed, "save_steps": 100000}
+    cfg = train_config(params, "train", args.task, mask_prompt=True, epochs=args.epochs, lr=args.lr,
+                       batch_size=args.batch, seed=args.seed, save_steps=100000)
     model, tok = load_for_training(start or args.m0, "none")
     return train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")

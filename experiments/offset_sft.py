@@ -24,7 +24,7 @@ from tripost.io import write_json
 from tripost.modeling import load_for_inference, load_for_training
 from tripost.params import section
 from tripost.tasks import Example
-from tripost.training import extra_sft_examples, train
+from tripost.training import extra_sft_examples, train, train_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import setup  # noqa: E402
@@ -80,10 +80,8 @@ def main(argv=None) -> int:
         before = [pool[rng.randrange(len(pool))] for _ in range(k)]
         records.append({"prompt": with_context(task, e.question, before), "completion": "\n" + e.rationale,
                         "weighted": False, "kind": "gold"})
-    cfg = {**section(params, "sft", args.task), "mask_prompt": True, "max_steps": args.steps, "lr": args.lr,
-           "batch_size": args.batch, "seed": args.seed, "save_steps": 10**6, "warmup_ratio": 0.05,
-           "lr_scheduler": "cosine"}
-    cfg = {k: v for k, v in cfg.items() if k not in ("extra_examples", "eval_max_new_tokens", "eval_batch_size")}
+    cfg = train_config(params, "sft", args.task, mask_prompt=True, max_steps=args.steps, lr=args.lr,
+                       batch_size=args.batch, seed=args.seed, save_steps=10**6, warmup_ratio=0.05, lr_scheduler="cosine")
     model, tok = load_for_training(m0, "none")
     tm = train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")
     res["train"] = {k: tm[k] for k in ("final_loss", "steps", "wall_time_s", "tokens_per_s")}

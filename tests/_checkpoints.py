@@ -100,7 +100,7 @@ def pretrained_checkpoint(arch: str, out_dir, params_file: str, task_name: str, 
     from tripost.params import load_params, section
     from tripost.processing import gold_record
     from tripost.tasks import task_from_params
-    from tripost.training import extra_sft_examples, train
+    from tripost.training import extra_sft_examples, train, train_config
 
     params = load_params(params_file)
     task = task_from_params(params, task_name)
@@ -111,9 +111,9 @@ def pretrained_checkpoint(arch: str, out_dir, params_file: str, task_name: str, 
     model, tok = AutoModelForCausalLM.from_pretrained(raw), AutoTokenizer.from_pretrained(raw)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    train(model, tok, recs, out_dir, {"max_steps": steps, "lr": 3e-3, "batch_size": 8, "mask_prompt": True,
-                                      "warmup_ratio": 0.05, "save_steps": 100000, "logging_steps": 100,
-                                      "max_length": 1024})
+    train(model, tok, recs, out_dir, train_config(params, "train", max_steps=steps, lr=3e-3, batch_size=8,
+                                                  mask_prompt=True, warmup_ratio=0.05, save_steps=100000,
+                                                  logging_steps=100, max_length=1024, device="cpu"))
     return Path(out_dir)
 
 

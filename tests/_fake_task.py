@@ -1,129 +1,16 @@
-"""A tiny task following the Task protocol (running sums), for tests of pure editing/processing logic.
-
-Question `3 + 4 + -5 =`; gold rationale
-    (1) Let's calculate 3 + 4 = 7.
-    (2) Let's calculate 7 + -5 = 2.
-    (Final response) So the answer is 2.
-Its scripted FBK/IMP use tripost.formats' feedback sentences, like the real tasks.
-"""
+"""Test doubles around the running-sums task (tripost/tasks/running_sums.py): `AddTask` is that task under
+the name the pure-logic tests use, `fake_model_generate` a deterministic stand-in for the small model."""
 
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
-from tripost import formats
-from tripost.tasks.base import Task
-
-_STEP = re.compile(r"^Let's calculate (-?\d+) \+ (-?\d+) = (-?\d+)\.$")
-_FINAL = re.compile(r"the answer is (-?\d+)\.")
+from tripost.tasks.running_sums import RunningSums, numbers  # noqa: F401 - re-exported for the tests
 
 
-def numbers(question: str) -> list[int]:
-    return [int(x) for x in re.findall(r"-?\d+", question)]
-
-
-class AddTask(Task):
+class AddTask(RunningSums):
     name = "fake_add"
-    info = ""
-    default_buckets = {"seen": ["n3", "n4"], "unseen": ["n5"]}
-
-    def check_bucket(self, bucket):
-        if bucket not in ("n3", "n4", "n5"):
-            raise ValueError(bucket)
-
-    def sample(self, bucket, rng):
-        nums = [rng.randint(-9, 9) for _ in range(int(bucket[1:]))]
-        q = " + ".join(str(n) for n in nums) + " ="
-        return q, str(sum(nums))
-
-    def bucket_of(self, question):
-        return f"n{len(numbers(question))}"
-
-    def _steps_from(self, nums, start_total, start_idx):
-        lines = []
-        total = start_total
-        for i in range(start_idx, len(nums)):
-            new = total + nums[i]
-            lines.append((i, f"Let's calculate {total} + {nums[i]} = {new}."))
-            total = new
-        return lines, total
-
-    def solve(self, question):
-        nums = numbers(question)
-        lines, total = self._steps_from(nums, nums[0], 1)
-        steps = [formats.Step(str(i), text) for i, text in lines]
-        steps.append(formats.Step(formats.FINAL_LABEL, f"So the answer is {total}."))
-        return formats.join_steps(steps)
-
-    def parse_answer(self, text):
-        attempt = formats.last_attempt(text) if ("Feedback:" in text or "Q:" in text) else text
-        lines = [ln for ln in attempt.strip().splitlines() if ln.strip()]
-        if not lines or not lines[-1].startswith("(Final response)"):
-            return None
-        m = _FINAL.findall(lines[-1])
-        return m[0] if len(m) == 1 else None
-
-    def feedback(self, question, attempt):
-        steps = formats.parse_steps(attempt)  # ValueError when there are no step lines
-        nums = numbers(question)
-        total = nums[0]
-        body = [s for s in steps if s.label != formats.FINAL_LABEL]
-
-        def err(step, seg, why):
-            return formats.parse_feedback(formats.error_feedback_text(steps, step.label, seg, why))
-
-        for i, s in enumerate(body):
-            m = _STEP.match(s.text)
-            if not m or i + 1 >= len(nums):
-                return err(s, s.text, "this step is not needed")
-            a, b, c = (int(x) for x in m.groups())
-            if a != total or b != nums[i + 1]:
-                return err(s, f"{a} + {b}", f"the running total is {total} and the next number is {nums[i + 1]}")
-            if c != a + b:
-                return err(s, f"{a} + {b} = {c}", f"there is a calculation error, since {a} + {b} is not equal to {c}")
-            total = c
-        final = steps[-1]
-        if final.label != formats.FINAL_LABEL:
-            return err(steps[-1], steps[-1].text, "the final response is missing")
-        if len(body) != len(nums) - 1:
-            return err(final, final.text, "not all the numbers were added")
-        m = _FINAL.findall(final.text)
-        if len(m) != 1 or int(m[0]) != total:
-            seg = f"the answer is {m[0]}." if m else final.text
-            return err(final, seg, f"this answer is inconsistent with the result in step ({body[-1].label})")
-        return formats.parse_feedback(formats.correct_feedback_text(steps))
-
-    def improve(self, question, attempt, feedback):
-        steps = formats.parse_steps(attempt)
-        labels = [s.label for s in steps]
-        k = labels.index(feedback.step)
-        keep = steps[:k]
-        nums = numbers(question)
-        if keep:
-            m = _STEP.match(keep[-1].text)
-            total = int(m.group(3))
-        else:
-            total = nums[0]
-        lines, total = self._steps_from(nums, total, len(keep) + 1)
-        new = list(keep) + [formats.Step(str(i), t) for i, t in lines]
-        new.append(formats.Step(formats.FINAL_LABEL, f"So the answer is {total}."))
-        return formats.join_steps(new)
-
-    def corrupt(self, question, rationale, rng):
-        nums = numbers(question)
-        j = rng.randint(1, len(nums) - 1)
-        total = nums[0]
-        steps = []
-        for i in range(1, len(nums)):
-            new = total + nums[i]
-            if i == j:
-                new += rng.choice([-3, -2, -1, 1, 2, 3])
-            steps.append(formats.Step(str(i), f"Let's calculate {total} + {nums[i]} = {new}."))
-            total = new
-        steps.append(formats.Step(formats.FINAL_LABEL, f"So the answer is {total}."))
-        return formats.join_steps(steps), str(j)
 
 
 @dataclass

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import random
 
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "num_key_value_heads": 2, "max_position_embeddings": 512}
+def repo_params(overrides: dict | None = None) -> dict:
+    """The repo's params.yaml (every setting's value) with `overrides` deep-merged over it."""
+    from pathlib import Path
+
+    from tripost.params import deep_merge, load_params
+
+    return deep_merge(load_params(Path(__file__).resolve().parent.parent / "params.yaml"), overrides or {})
+
+
+# params.yaml's model settings at a seconds-to-train size
+TINY = {**repo_params()["model"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 512}
 
 
 def add_record(rng: random.Random, weighted: bool = False) -> dict:
@@ -26,6 +36,16 @@ def texts(recs) -> list[str]:
     return [r["prompt"] + r["completion"] for r in recs]
 
 
+def train_config(**overrides) -> dict:
+    """The repo's params.yaml `train:` settings (and model placement) with `overrides`: what train() needs."""
+    from pathlib import Path
+
+    from tripost.params import load_params
+    from tripost.training import train_config as from_params
+
+    return from_params(load_params(Path(__file__).resolve().parent.parent / "params.yaml"), "train", **overrides)
+
+
 def train_tiny(out_dir, n: int = 300, epochs: float = 3, seed: int = 0):
     """A tiny LLaMA trained for a few seconds on the addition records; returns (model, tok, metrics)."""
     from tripost.modeling import build_tiny_llama, build_tokenizer
@@ -34,6 +54,6 @@ def train_tiny(out_dir, n: int = 300, epochs: float = 3, seed: int = 0):
     recs = records(n, seed)
     tok = build_tokenizer(texts(recs))
     model = build_tiny_llama(TINY, tok)
-    metrics = train(model, tok, recs, out_dir, {"epochs": epochs, "lr": 3e-3, "batch_size": 16,
-                                                "warmup_ratio": 0.1, "logging_steps": 5, "save_steps": 1000})
+    metrics = train(model, tok, recs, out_dir, train_config(epochs=epochs, lr=3e-3, batch_size=16, warmup_ratio=0.1,
+                                                            logging_steps=5, save_steps=1000))
     return model, tok, metrics

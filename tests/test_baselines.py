@@ -6,17 +6,20 @@ from __future__ import annotations
 import yaml
 
 from _fake_task import AddTask, Gen, fake_model_generate
+from _tiny import repo_params
 from tripost.baselines import (baseline_config, lmsi_records, run_lmsi, run_si_demo, si_demo_trajectories,
                                training_params)
 from tripost.feedback import ScriptedBackend
 from tripost.interaction import _row, collect
 from tripost.io import read_json, read_jsonl
+from tripost.params import deep_merge
 from tripost.processing import run
 
-PARAMS = {"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 8, "chunk_size": 8,
-                                     "max_passes": 1, "max_data_length": 10**6},
-          "processing": {"improvement_ratio": 1.5}, "train": {"section_weight": 1.5, "epochs": 4},
-          "baselines": {"si_demo": {"seed": 3}, "lmsi": {"k": 3, "temperature": 1.2}}}
+PARAMS = repo_params({"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 8,
+                                                 "chunk_size": 8, "max_passes": 1, "max_data_length": 10**6,
+                                                 "pool_limit": None},
+                       "processing": {"improvement_ratio": 1.5}, "train": {"section_weight": 1.5, "epochs": 4},
+                       "baselines": {"si_demo": {"seed": 3}, "lmsi": {"k": 3, "temperature": 1.2, "pool_limit": None}}})
 
 
 def test_si_demo_rows_have_the_interaction_schema_and_process_like_tripost(tmp_path):
@@ -49,7 +52,7 @@ def test_run_si_demo_writes_stage_files_and_weight_one(tmp_path):
     assert m["method"] == "si_demo" and m["trajectories"] == 4 and m["edited"] == 4
     assert read_json(tmp_path / "interaction_metrics.json")["collected_examples"] == m["collected_examples"]
     tp = yaml.safe_load((tmp_path / "train_params.yaml").read_text())
-    assert tp["train"] == {"section_weight": 1.0, "epochs": 4}
+    assert tp["train"] == {**PARAMS["train"], "section_weight": 1.0}
     assert training_params(PARAMS, "lmsi")["train"]["section_weight"] == 1.5
     assert baseline_config(PARAMS, "lmsi")["direct_answer"] is False
 
@@ -103,7 +106,7 @@ def test_lmsi_keeps_gold_and_fbk_correct_samples_deduplicated():
 def test_run_lmsi_writes_train_jsonl(tmp_path):
     task = AddTask()
     pool = task.generate(6, "seen", seed=8)
-    params = {**PARAMS, "baselines": {"lmsi": {"k": 2, "pool_limit": 4, "train": {"epochs": 5}}}}
+    params = deep_merge(PARAMS, {"baselines": {"lmsi": {"k": 2, "pool_limit": 4, "train": {"epochs": 5}}}})
     m = run_lmsi(task, pool, None, None, params, tmp_path, generate_fn=fake_model_generate(task))
     recs = read_jsonl(tmp_path / "train.jsonl")
     assert m["questions"] == 4 and m["samples"] == 8 and len(recs) == m["train_examples"] == m["kept"]

@@ -566,7 +566,7 @@ def test_stages_build_the_task_with_the_data_options_of_params():
     from tripost.tasks import get_task, task_from_params
 
     params = load_params(Path(__file__).resolve().parent.parent / "params.yaml")
-    assert params["data"]["per_task"]["date_understanding"]["options"]["option_letters"] is False
+    assert params["per_task"]["date_understanding"]["data"]["options"]["option_letters"] is False
     task = task_from_params(params, "date_understanding")
     assert task.option_letters is False and get_task("date_understanding").option_letters is True
     shots = fewshot_examples(task, 2, 1234)

@@ -47,7 +47,7 @@ def _notebook_code(path: Path) -> str:
 def required_sources(cmd: str) -> set[str]:
     """The src/ files a stage command runs (task modules as the `${item}` placeholder)."""
     todo: set[str] = set()
-    for nb in re.findall(r"papermill (notebooks/\S+\.ipynb)", cmd):
+    for nb in re.findall(r"(?<![\w/])(notebooks/\S+\.ipynb)", cmd):
         todo |= _imports(_notebook_code(ROOT / nb))
     todo |= set(re.findall(r"python -m (tripost[\w.]*)", cmd))
     seen: set[str] = set()
@@ -80,8 +80,11 @@ def missing_deps(dvc: dict) -> dict[str, set[str]]:
         body = stage.get("do", stage)
         declared = set(body.get("deps", []))
         need = required_sources(body["cmd"])
+        # a declared folder covers every file in it (the report spans every task: it declares the tasks folder)
         gaps = {f for f in need if f not in declared
-                and not (TASK_MODULE.match(f) and any(TASK_MODULE.match(d) for d in declared))}
+                and not (TASK_MODULE.match(f) and any(TASK_MODULE.match(d) for d in declared))
+                and not any((ROOT / d).is_dir() and f.replace("${item}", "x").startswith(d.rstrip("/") + "/")
+                            for d in declared)}
         if gaps:
             out[name] = gaps
     return out

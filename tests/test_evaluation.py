@@ -73,8 +73,8 @@ def test_si_numbers_on_a_hand_built_case():
 
     task = AddTask()
     exs, gen = _case(task)
-    res = evaluate_self_improve(task, None, None, exs, {"max_generation_calls": 3, "max_new_tokens": 64},
-                                generate_fn=gen)
+    cfg = {"max_generation_calls": 3, "max_new_tokens": 64, "batch_size": 8, "seed": 0}
+    res = evaluate_self_improve(task, None, None, exs, cfg, generate_fn=gen)
     rows = res["predictions"]
     assert [r["correct"] for r in rows] == [True, True, False, False, False]
     assert [r["first_attempt_correct"] for r in rows] == [False, True, False, False, True]
@@ -102,7 +102,8 @@ def test_run_evaluation_writes_metrics_and_predictions(tmp_path, monkeypatch):
     exs, gen = _case(task)
     monkeypatch.setattr("tripost.tasks.get_task", lambda name: task)
     write_jsonl(tmp_path / "test.jsonl", (e.to_dict() for e in exs))
-    params = {"evaluation": {"max_generation_calls": 3, "max_new_tokens": 64, "per_task": {"fake_add": {"batch_size": 2}}}}
+    params = {"evaluation": {"max_generation_calls": 3, "max_new_tokens": 64, "batch_size": 8, "seed": 0},
+              "per_task": {"fake_add": {"evaluation": {"batch_size": 2}}}}
     res = ev.run_evaluation("fake_add", "tripost_t2", "", tmp_path / "test.jsonl", params, tmp_path / "out",
                             generate_fn=gen)
     m = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -138,7 +139,8 @@ def test_self_improve_evaluation_with_a_real_tiny_model():
     exs = task.generate(2, "seen", seed=0) + task.generate(2, "unseen", seed=0)
     tok = build_tokenizer([task.gold_text(e) for e in exs] * 3)
     model = build_tiny_llama(TINY, tok)
-    res = evaluate_self_improve(task, model, tok, exs, {"max_generation_calls": 2, "max_new_tokens": 12, "batch_size": 4})
+    res = evaluate_self_improve(task, model, tok, exs, {"max_generation_calls": 2, "max_new_tokens": 12, "batch_size": 4,
+                                                     "seed": 0})
     assert res["n"] == {"seen": 2, "unseen": 2, "total": 4} and len(res["predictions"]) == 4
     for k in ("seen", "unseen", "total", "si_freq", "si_contrib"):
         assert 0.0 <= res[k] <= 1.0
@@ -245,8 +247,8 @@ def test_self_verification_counts_on_the_hand_built_case():
 
     task = AddTask()
     exs, gen = _case(task)
-    res = evaluate_self_improve(task, None, None, exs, {"max_generation_calls": 3, "max_new_tokens": 64},
-                                generate_fn=gen)
+    cfg = {"max_generation_calls": 3, "max_new_tokens": 64, "batch_size": 8, "seed": 0}
+    res = evaluate_self_improve(task, None, None, exs, cfg, generate_fn=gen)
     v = res["verification"]
     # q2 right/accepted, q5 right/rejected; q1 and q3 wrong/rejected at FBK's step (1); q4 wrong/accepted
     assert (v["right"], v["wrong"]) == (2, 3)

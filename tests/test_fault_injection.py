@@ -39,16 +39,16 @@ import torch  # imported before any fork (never used by this process), with what
 import matplotlib; matplotlib.use("Agg")
 import datasets, matplotlib.pyplot, peft, torch._dynamo, transformers.trainer  # noqa: E401 - ~10 s per run otherwise
 from _fake_task import AddTask, fake_model_generate
-from _tiny import TINY, records, texts
+from _tiny import TINY, records, repo_params, texts, train_config
 from tripost.feedback import ScriptedBackend
 from tripost.interaction import collect
 from tripost.modeling import build_tiny_llama, build_tokenizer
 from tripost.training import train
 
-INTERACT_PARAMS = {{"seed": 0, "interaction": {{"temperature": 1.0, "max_new_tokens": 64, "max_generation_calls": 3,
+INTERACT_PARAMS = repo_params({{"seed": 0, "interaction": {{"temperature": 1.0, "max_new_tokens": 64, "max_generation_calls": 3,
     "batch_size": 4, "chunk_size": 4, "max_rounds": 5, "max_attempt_words": 512, "max_passes": 2, "pass_seed": 40,
-    "max_data_length": 10**6}}, "processing": {{"improvement_ratio": 1.5}}, "feedback_backend": {{"backend": "scripted"}}}}
-TRAIN_CFG = {{"max_steps": 8, "lr": 1e-3, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "seed": 3}}
+    "max_data_length": 10**6}}, "processing": {{"improvement_ratio": 1.5}}, "feedback_backend": {{"backend": "scripted"}}}})
+TRAIN_CFG = train_config(max_steps=8, lr=1e-3, batch_size=4, save_steps=2, logging_steps=1, seed=3)
 
 
 def interact(out, base_url=None):

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from _fake_task import AddTask, fake_model_generate
+from _tiny import repo_params
 from fake_openai_server import FakeOpenAI, first_attempt_faults
 from tripost import formats
 from tripost.feedback import (LLMBackend, LLMClient, LLMError, ScriptedBackend, fbk_prompt, fewshot_examples, imp_prompt,
@@ -95,8 +96,9 @@ def test_edit_through_the_server_matches_scripted(task, tmp_path, api):
 
 
 def _collect(task, backend, out, pool):
-    params = {"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 8, "chunk_size": 8,
-                                         "max_passes": 1, "max_data_length": 10**6}, "processing": {}}
+    params = repo_params({"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 8,
+                                                     "chunk_size": 8, "max_passes": 1, "max_data_length": 10**6,
+                                                     "pool_limit": None}})
     return collect(task, pool, backend=backend, params=params, iteration=1, out_dir=out,
                    generate_fn=fake_model_generate(task, kinds=("gold", "wrong", "wrong2")), progress=False)
 
@@ -235,12 +237,13 @@ def test_redact_masks_fragments_and_key_shapes():
 
 
 def test_make_backend_from_params(task, tmp_path, monkeypatch):
-    params = {"feedback_backend": {"backend": "scripted", "llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m",
-                                                                  "api_key_env": KEY_ENV, "cache_dir": str(tmp_path)},
-                                   "per_task": {"fake_add": {"backend": "llm", "llm": {"n_shots": 1}}}}}
+    params = repo_params({"feedback_backend": {
+        "backend": "scripted", "llm": {"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": KEY_ENV,
+                                       "cache_dir": str(tmp_path)}},
+        "per_task": {"fake_add": {"feedback_backend": {"backend": "llm", "llm": {"n_shots": 1}}}}})
     b = make_backend(task, params)
     assert b.name == "llm" and len(b.shots) == 1 and b.client.api_key_env == KEY_ENV
-    params["feedback_backend"]["per_task"] = {}
+    params["per_task"]["fake_add"] = {}
     assert make_backend(task, params).name == "scripted"
     # the params hold the variable's name, and nothing the client keeps holds the key itself
     assert KEY not in json.dumps(params) and KEY not in json.dumps({k: str(v) for k, v in vars(b.client).items()})

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from _fake_task import AddTask, fake_model_generate
+from _tiny import repo_params
 from tripost import formats
 from tripost.feedback import ScriptedBackend
 from tripost.interaction import FILTERS, clean_prediction, collect, edit, legit_update, progressed, trajectory_text
@@ -240,8 +241,8 @@ def _params(**inter):
     cfg = {"temperature": 1.0, "max_new_tokens": 64, "max_generation_calls": 3, "batch_size": 4, "chunk_size": 4,
            "max_rounds": 5, "max_attempt_words": 512, "max_passes": 2, "pass_seed": 40, "max_data_length": 10**6}
     cfg.update(inter)
-    return {"seed": 0, "interaction": cfg, "processing": {"improvement_ratio": 1.5},
-            "feedback_backend": {"backend": "scripted"}}
+    return repo_params({"seed": 0, "interaction": {**cfg, "pool_limit": None}, "processing": {"improvement_ratio": 1.5},
+                        "feedback_backend": {"backend": "scripted"}})
 
 
 def test_collect_t1_counts_and_rows(task, tmp_path):

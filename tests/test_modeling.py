@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from _tiny import TINY, records, texts
+from _tiny import TINY, records, texts, train_config
 from tripost.modeling import (build_tiny_llama, build_tokenizer, load_for_inference, load_for_training,
                               save_checkpoint)
 
@@ -67,8 +67,8 @@ def test_qlora_on_cpu_trains_and_adapter_reloads(tmp_path, monkeypatch):
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert 0 < trainable < 0.5 * sum(p.numel() for p in model.parameters())
-    m = train(model, tok, recs, tmp_path / "qlora", {"max_steps": 48, "lr": 1e-2, "batch_size": 8,
-                                                     "warmup_ratio": 0.1, "logging_steps": 2})
+    m = train(model, tok, recs, tmp_path / "qlora", train_config(max_steps=48, lr=1e-2, batch_size=8, warmup_ratio=0.1,
+                                                                 logging_steps=2))
     hist = json.loads((tmp_path / "qlora" / "loss_history.json").read_text())
     assert hist[-1]["loss"] < 0.85 * hist[0]["loss"], hist
     assert (tmp_path / "qlora" / "adapter_config.json").exists()
@@ -94,7 +94,7 @@ def test_qlora_on_cpu_trains_and_adapter_reloads(tmp_path, monkeypatch):
     # the model loads from any working directory (paths in the repo are relative to its root)
     monkeypatch.chdir(tmp_path)
     m4, t4 = load_for_training("qlora", "qlora", lora={"r": 4, "alpha": 8}, work_dir="next/base")
-    train(m4, t4, recs[:16], "next", {"max_steps": 2, "lr": 1e-3, "batch_size": 8})
+    train(m4, t4, recs[:16], "next", train_config(max_steps=2, lr=1e-3, batch_size=8))
     cfg = json.loads((tmp_path / "next" / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == "base/merged_base"
     monkeypatch.chdir(tmp_path / "work")
@@ -131,7 +131,7 @@ def test_zero_epochs_is_an_error_not_an_untrained_model(tmp_path):
     recs = records(8)
     tok = build_tokenizer(texts(recs))
     with pytest.raises(ValueError, match="epochs > 0 or max_steps > 0"):
-        train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "out", {"epochs": 0})
+        train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "out", train_config(epochs=0))
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
@@ -151,7 +151,7 @@ def test_device_and_dtype_selection(monkeypatch):
     assert resolve_dtype("auto", "cuda") == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert resolve_dtype("auto", "cuda") == torch.float16 and resolve_dtype("float32", "cuda") == torch.float32
-    params = {"model": {"device": "cpu", "dtype": "auto", "per_task": {"word_sorting": {"dtype": "bfloat16"}}}}
+    params = {"model": {"device": "cpu", "dtype": "auto"}, "per_task": {"word_sorting": {"model": {"dtype": "bfloat16"}}}}
     assert placement(params, "word_sorting") == {"device": "cpu", "dtype": "bfloat16"}
     assert placement({}, None) == {"device": "auto", "dtype": "auto"}
 

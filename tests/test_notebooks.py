@@ -22,7 +22,7 @@ def test_data_prep_notebook_runs(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(
         "data:\n  source: synthetic\n  seed: 0\n  train_size: 6\n  val_size: 2\n  test_seen_size: 2\n"
-        "  test_unseen_size: 2\n  per_task: {}\n"
+        "  test_unseen_size: 2\n"
     )
     out = tmp_path / "executed.ipynb"
     pm.execute_notebook(

@@ -39,22 +39,23 @@ METHODS = ["ft", "ft_si_demo", "lmsi", "tripost_t2"]
 
 def _shrink(task: str, checkpoint: Path, llm_url: str | None, cache: Path) -> dict:
     """The test's overrides on top of the paper profile: sizes only, plus the offline checkpoint/endpoint."""
-    buckets = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["per_task"][task].get("buckets")
+    buckets = yaml.safe_load((ROOT / "params.yaml").read_text())["per_task"][task]["data"].get("buckets")
     n = 400  # new tokens per call: a whole attempt of these checkpoints
     over = {
         "tasks": [task],
-        "data": {"per_task": {task: {"train_size": 12, "val_size": 2, "test_seen_size": 2, "test_unseen_size": 2,
-                                     "buckets": buckets}}},
+        "per_task": {task: {
+            "data": {"train_size": 12, "val_size": 2, "test_seen_size": 2, "test_unseen_size": 2, "buckets": buckets},
+            "sft": {"max_steps": 3, "lr": 1.0e-3, "eval_max_new_tokens": n},
+            "interaction": {"max_new_tokens": n, "min_data_length": 1, "max_data_length": 1000},
+            "evaluation": {"max_new_tokens": n}}},
         "model": {"name": str(checkpoint), "lora": {"r": 4, "alpha": 8}},
         "sft": {"epochs": 1, "batch_size": 2, "grad_accum": 1, "eval_max_new_tokens": n, "eval_batch_size": 8,
-                "logging_steps": 1, "per_task": {task: {"max_steps": 3, "lr": 1.0e-3, "eval_max_new_tokens": n}}},
+                "logging_steps": 1},
         "train": {"epochs": 1, "batch_size": 4, "grad_accum": 1, "lr": 1.0e-3, "logging_steps": 1},
         "generation": {"batch_size": 8, "max_new_tokens": n, "max_input_tokens": 1024},
         "interaction": {"max_new_tokens": n, "batch_size": 12, "chunk_size": 12, "max_passes": 1,
-                        "max_rounds": 2, "min_data_length": 1, "max_data_length": 1000,
-                        "per_task": {task: {"max_new_tokens": n, "min_data_length": 1, "max_data_length": 1000}}},
-        "evaluation": {"max_new_tokens": n, "batch_size": 8, "max_generation_calls": 2,
-                       "per_task": {task: {"max_new_tokens": n}}},
+                        "max_rounds": 2, "min_data_length": 1, "max_data_length": 1000},
+        "evaluation": {"max_new_tokens": n, "batch_size": 8, "max_generation_calls": 2},
         "baselines": {"lmsi": {"k": 2, "pool_limit": 4}},
         "pipeline": {"iterations": [{"name": "tripost_t1", "t": 1, "prev": "ft", "rebalance": True},
                                     {"name": "tripost_t2", "t": 2, "prev": "tripost_t1", "rebalance": True}],
@@ -63,8 +64,8 @@ def _shrink(task: str, checkpoint: Path, llm_url: str | None, cache: Path) -> di
     }
     if llm_url:
         over["feedback_backend"] = {"llm": {"base_url": llm_url, "api_key_env": KEY_ENV, "cache_dir": str(cache),
-                                            "n_shots": 1, "max_tokens": 256},
-                                    "per_task": {task: {"backend": "llm"}}}
+                                            "n_shots": 1, "max_tokens": 256}}
+        over["per_task"][task]["feedback_backend"] = {"backend": "llm"}
     return over
 
 

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_section_merges_per_task_overrides():
-    params = {"sft": {"lr": 1e-3, "steps": 10, "per_task": {"word_sorting": {"steps": 20}}}}
+    params = {"sft": {"lr": 1e-3, "steps": 10}, "per_task": {"word_sorting": {"sft": {"steps": 20}}}}
     assert section(params, "sft", "word_sorting") == {"lr": 1e-3, "steps": 20}
     assert section(params, "sft", "multistep_arithmetic") == {"lr": 1e-3, "steps": 10}
     with pytest.raises(KeyError):
@@ -26,7 +26,7 @@ def test_deep_merge_does_not_mutate():
 def test_repo_params_load_and_name_every_task():
     params = load_params(ROOT / "params.yaml")
     assert params["profile"] == "default"
-    assert set(params["tasks"]) <= set(params["data"]["per_task"])
+    assert set(params["tasks"]) <= set(params["per_task"])
 
 
 @pytest.mark.parametrize("profile", ["smoke", "paper"])
@@ -60,12 +60,16 @@ def test_unknown_profile_is_a_clear_error(tmp_path):
     ("processing:\n  improvement_ratio: abc\n", "params.yaml: processing.improvement_ratio must be a number, got 'abc'"),
     ("data:\n  train_size: '100'\n", "params.yaml: data.train_size must be an integer, got '100'"),
     ("train:\n  mask_prompt: 1\n", "params.yaml: train.mask_prompt must be true or false, got 1"),
-    ("sft:\n  per_task:\n    word_sorting: {max_step: 3}\n", "params.yaml: sft.per_task.word_sorting.max_step is not a known"),
+    ("per_task:\n  word_sorting:\n    sft: {max_step: 3}\n", "params.yaml: per_task.word_sorting.sft.max_step is not a known"),
+    ("per_task:\n  word_sorting:\n    pipeline: {}\n", "params.yaml: per_task.word_sorting.pipeline is not a section a task can"),
+    ("sft:\n  per_task:\n    word_sorting: {lr: 0.1}\n", "params.yaml: sft.per_task is not a known setting: per-task overrides live in"),
     ("pipeline:\n  iterations:\n    - {name: t1, t: one, prev: ft, rebalance: true}\n",
      r"params.yaml: pipeline.iterations\[0\].t must be an integer, got 'one'"),
     ("baselines:\n  lmsi:\n    train: {lrr: 1.0}\n", "params.yaml: baselines.lmsi.train.lrr is not a known setting"),
     ("model:\n  lora: {target_modules: 7}\n", "params.yaml: model.lora.target_modules must be a list or a string, got 7"),
     ("sede: 3\n", "params.yaml: sede is not a known setting"),
+    ("tasks: [word_sortin]\n", "params.yaml: tasks 'word_sortin' is not a task: no src/tripost/tasks/word_sortin.py"),
+    ("per_task:\n  msa:\n    train: {lr: 0.1}\n", "params.yaml: per_task.msa 'msa' is not a task"),
 ])
 def test_an_unknown_or_mistyped_key_is_one_line_naming_it(tmp_path, edit, message):
     from tripost.config import ConfigError

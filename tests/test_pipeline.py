@@ -148,6 +148,28 @@ def test_smoke_m0_interacts_through_an_llm_endpoint(smoke_repo, tmp_path, monkey
     assert m["backend"] == "llm" and m["llm"]["calls"] > 0 and m["edited"] > 0, m
 
 
+def test_every_notebook_runs_top_to_bottom_with_its_defaults_after_repro(smoke_repo, tmp_path):
+    """What a user does in Jupyter after `make repro`: open a notebook and run it as it is. Its empty path
+    parameters default to the pipeline's layout (tripost.layout), so each reads what its stage read."""
+    import papermill as pm
+
+    repo = tmp_path / "copy"  # the notebooks rewrite their stage's outputs
+    shutil.copytree(smoke_repo, repo, symlinks=True, ignore=shutil.ignore_patterns(".dvc", ".git"))
+    task = "multistep_arithmetic"  # every notebook's default task, the smoke profile's only one
+    written = [f"data/{task}/train.jsonl", f"interactions/{task}/ft/interaction_metrics.json",
+               f"iterations/{task}/tripost_t1/processing_metrics.json", f"models/{task}/ft/train_metrics.json",
+               f"reports/eval/{task}/ft/metrics.json", "reports/figures/accuracy_by_method.png",
+               f"iterations/{task}/ft_si_demo/interaction_metrics.json", f"iterations/{task}/lmsi/lmsi_metrics.json"]
+    before = {f: (repo / f).stat().st_mtime_ns for f in written}
+    notebooks = sorted(p.name for p in (repo / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) == 8
+    for name in notebooks:
+        pm.execute_notebook(str(repo / "notebooks" / name), str(tmp_path / name), kernel_name="tripost",
+                            cwd=str(repo), progress_bar=False)
+    assert [f for f in written if (repo / f).stat().st_mtime_ns <= before[f]] == []
+    assert not (repo / "models" / task / "sft").exists()  # no path outside the pipeline's layout
+
+
 def test_second_repro_is_a_no_op_and_one_parameter_reruns_only_its_stages(smoke_repo):
     out = run(["dvc", "repro"], smoke_repo)
     assert "Running stage" not in out
@@ -178,3 +200,20 @@ def test_ratio_sweep_with_dvc_exp_run(smoke_repo):
     assert sorted(r["ratio"] for r in rows) == [0.5, 1.5]
     assert {r["task"] for r in rows} == {"multistep_arithmetic"}
     assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("total", "si_freq"))
+
+
+def test_the_example_task_runs_through_the_pipeline_with_only_the_two_params_edits(tmp_path):
+    """docs/adding-a-task.md: a task is its module plus `tasks:` and a `per_task` block. The shipped
+    example (running sums) goes through `dvc repro` with exactly those edits; the chain is cut to one
+    iteration to keep the run short (that edit is the test's, not the task's)."""
+    repo = pipeline_workspace(tmp_path / "ws", "smoke")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["tasks"] = ["running_sums"]  # the doc's two edits
+    params["per_task"]["running_sums"] = {}
+    params["pipeline"] = {"iterations": [{"name": "tripost_t1", "t": 1, "prev": "ft", "rebalance": True}],
+                          "interactions": [{"model": "ft", "t": 1}], "evaluate": ["ft", "tripost_t1"]}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], repo)
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert set(metrics) == {"running_sums"} and set(metrics["running_sums"]) == {"ft", "ft_si", "tripost_t1"}
+    assert "| RS seen | RS unseen | RS total |" in (repo / "reports" / "results.md").read_text()

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from _fake_task import AddTask, fake_model_generate
+from _tiny import repo_params
 from tripost.feedback import ScriptedBackend
 from tripost.interaction import FILTERS, collect
 from tripost.processing import collected_count, filter_table, gold_record, process, run, turn_records
@@ -77,7 +78,7 @@ def _rows(n_edit, n_direct, p=0, offset=0):
 def test_rebalancing_counts(task, ratio, n_imp, n_non, expect_other):
     rows = _rows(n_imp, n_non - n_imp)  # n_imp final_correct + (n_non - n_imp) direct_correct = n_non others
     pool = task.generate(50, "seen", seed=1)
-    recs, m = process(task, rows, pool, ratio=ratio)
+    recs, m = process(task, rows, pool, ratio=ratio, seed=0)
     kinds = m["examples"]
     other = kinds["final_correct"] + kinds["direct_correct"]
     assert kinds["improvement"] == n_imp
@@ -91,21 +92,21 @@ def test_rebalancing_counts(task, ratio, n_imp, n_non, expect_other):
 def test_no_rebalancing_when_ratio_not_positive(task):
     rows = _rows(3, 7)
     pool = task.generate(50, "seen", seed=1)
-    recs, m = process(task, rows, pool, ratio=-1)
+    recs, m = process(task, rows, pool, ratio=-1, seed=0)
     assert m["examples"]["improvement"] == 3 and m["examples"]["final_correct"] + m["examples"]["direct_correct"] == 10
     assert m["examples"]["gold"] == 10 and not m["rebalanced_out"]
-    recs0, _ = process(task, rows, pool, ratio=0)
+    recs0, _ = process(task, rows, pool, ratio=0, seed=0)
     assert len(recs0) == len(recs)
 
 
 def test_gold_capped_by_pool(task):
-    recs, m = process(task, _rows(6, 20), task.generate(3, "seen", seed=1), ratio=1.5)
+    recs, m = process(task, _rows(6, 20), task.generate(3, "seen", seed=1), ratio=1.5, seed=0)
     assert m["examples"]["gold"] == 3
 
 
 def test_rebalancing_is_per_pass_and_duplicates_dropped_across_passes(task):
     rows = _rows(3, 3, p=0) + _rows(3, 3, p=1) + _rows(2, 0, p=1, offset=50)
-    recs, m = process(task, rows, task.generate(40, "seen", seed=1), ratio=1.5)
+    recs, m = process(task, rows, task.generate(40, "seen", seed=1), ratio=1.5, seed=0)
     assert m["filters"]["duplicate"] == 9  # pass 1 repeats pass 0: 3 edited rows x 2 records + 3 direct
     assert m["examples"]["improvement"] == 5  # 3 (pass 0) + 2 new (pass 1)
     # pass 0: ceil(3/1.5)=2 of 6 others; pass 1: ceil(2/1.5)=2 of 2 others
@@ -117,7 +118,7 @@ def test_gold_deduplicated_among_gold_only(task):
     ex = task.generate(1, "seen", seed=2)[0]
     fb = gold_record(task, ex)["completion"].split("Feedback: ")[1]
     rows = [row(ex.question, "direct_correct", [ex.rationale], [fb])]
-    recs, m = process(task, rows, [ex, ex], ratio=-1)
+    recs, m = process(task, rows, [ex, ex], ratio=-1, seed=0)
     assert m["filters"]["duplicate"] == 1  # the repeated pool question
     assert m["examples"]["gold"] == 1 and m["examples"]["direct_correct"] == 1  # same text, other weighting
 
@@ -126,10 +127,10 @@ def test_token_cap(task):
     rows = _rows(4, 4)
     long_q = "1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 ="
     rows.append(row(long_q, "edited", [A1, A3], [F1, OK], i=50, needed=True))
-    recs, m = process(task, rows, [], ratio=-1, max_tokens=60, count_tokens=lambda t: len(t.split()))
+    recs, m = process(task, rows, [], ratio=-1, seed=0, max_tokens=60, count_tokens=lambda t: len(t.split()))
     assert m["filters"]["too_many_tokens"] >= 1
     assert all(len((r["prompt"] + r["completion"]).split()) + 1 <= 60 for r in recs)
-    _, m2 = process(task, rows, [], ratio=-1)  # without a tokenizer the cap is skipped
+    _, m2 = process(task, rows, [], ratio=-1, seed=0)  # without a tokenizer the cap is skipped
     assert m2["filters"]["too_many_tokens"] == 0
 
 
@@ -137,8 +138,8 @@ def test_filter_counts_table_and_record_contract(task, tmp_path):
     rows = _rows(2, 2) + [row("9 + 9 =", "dropped", filt=f, i=100 + k) for k, f in enumerate(
         ["format", "too_long", "fbk_error", "fbk_error", "agree_but_wrong", "imp_not_legit", "not_correct",
          "invalid_content"])] + [row("8 + 8 =", "truncated", [A1], [F1], i=200, filt="no_progress", needed=True)]
-    params = {"seed": 3, "processing": {"improvement_ratio": 1.5, "max_tokens": 1024},
-              "interaction": {"min_data_length": 2}}
+    params = repo_params({"seed": 3, "processing": {"improvement_ratio": 1.5, "max_tokens": 1024},
+                          "interaction": {"min_data_length": 2}})
     m = run(task, rows, task.generate(10, "seen", seed=1), params, tmp_path)
     table = {r["filter"]: r["count"] for r in filter_table(m)}
     assert list(table) == list(FILTERS.values())
@@ -169,17 +170,18 @@ def test_records_train_with_weights_from_feedback(task):
 
     recs = turn_records(task, row("1 + 2 =", "edited", [A1, A3], [F1, OK]))
     tok = build_tokenizer(texts(recs) * 3)
-    enc = encode_record(tok, recs[0], section_weight=1.5)
+    enc = encode_record(tok, recs[0], section_weight=1.5, mask_prompt=False)
     assert enc["weights"][0] == 1.0 and enc["weights"][-1] == 1.5
-    enc = encode_record(tok, turn_records(task, row("1 + 2 =", "direct_correct", [A3], [OK]))[0], section_weight=1.5)
+    enc = encode_record(tok, turn_records(task, row("1 + 2 =", "direct_correct", [A3], [OK]))[0], section_weight=1.5,
+                        mask_prompt=False)
     assert set(enc["weights"]) == {1.0}
 
 
 def test_collect_then_process_end_to_end(task, tmp_path):
     pool = task.generate(12, "seen", seed=9)
-    params = {"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 4, "chunk_size": 4,
+    params = repo_params({"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 4, "chunk_size": 4,
                                          "max_passes": 2, "max_data_length": 10**6},
-              "processing": {"improvement_ratio": 1.5}}
+              "processing": {"improvement_ratio": 1.5}})
     collect(task, pool, backend=ScriptedBackend(task), params=params, iteration=1, out_dir=tmp_path,
             generate_fn=fake_model_generate(task), progress=False)
     rows = [json.loads(ln) for ln in (tmp_path / "trajectories.jsonl").read_text().splitlines()]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from _fake_task import AddTask, fake_model_generate
+from _tiny import repo_params
 from fake_openai_server import FakeOpenAI, first_attempt_faults
 from tripost.feedback import LLMBackend, LLMClient, save_llm_metrics
 from tripost.interaction import collect
@@ -37,10 +38,11 @@ def test_stage_outputs_never_contain_the_key(tmp_path, monkeypatch, max_in_fligh
     monkeypatch.setenv(KEY_ENV, KEY)
     task = AddTask()
     pool = task.generate(8, "seen", seed=21)
-    params = {"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 8, "chunk_size": 8,
-                                         "max_passes": 1, "max_data_length": 10**6},
-              "processing": {"improvement_ratio": 1.5},
-              "feedback_backend": {"backend": "llm", "llm": {"api_key_env": KEY_ENV}}}
+    params = repo_params({"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 8,
+                                                     "chunk_size": 8, "max_passes": 1, "max_data_length": 10**6,
+                                                     "pool_limit": None},
+                          "processing": {"improvement_ratio": 1.5},
+                          "feedback_backend": {"backend": "llm", "llm": {"api_key_env": KEY_ENV}}})
     out = tmp_path / "iterations" / "fake_add" / "t1"
     with FakeOpenAI(task, api_key=KEY, faults=first_attempt_faults(("429", "500")), latency=0.02) as srv:
         client = LLMClient(base_url=srv.base_url, model="oracle", api_key_env=KEY_ENV, timeout=1, max_retries=3,
@@ -94,10 +96,10 @@ def test_interaction_and_processing_notebooks_run(tmp_path, monkeypatch, tiny_mo
     common = {"task": "multistep_arithmetic", "iteration": 1, "model_dir": str(model_dir), "out_dir": str(out_dir),
               "params_file": str(params_file), "data_dir": str(data_dir)}
     logs = []
-    for name in ("02_interaction", "03_processing"):
+    for name, extra in (("02_interaction", {}), ("03_processing", {"trajectories_file": str(out_dir / "trajectories.jsonl")})):
         executed = tmp_path / f"{name}.ipynb"
         pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(executed), kernel_name="tripost",
-                            cwd=str(ROOT), parameters=common, progress_bar=False)
+                            cwd=str(ROOT), parameters={**common, **extra}, progress_bar=False)
         logs.append(executed.read_text())
     inter = json.loads((out_dir / "interaction_metrics.json").read_text())
     proc = json.loads((out_dir / "processing_metrics.json").read_text())
@@ -120,12 +122,12 @@ def test_interaction_notebook_checks_the_llm_key_before_it_loads_the_model(tmp_p
     params["feedback_backend"]["backend"] = "llm"
     params["feedback_backend"]["llm"].update({"api_key_env": KEY_ENV, "cache_dir": str(tmp_path / "cache")})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    notebook = {"tripost": "02_interaction", "lmsi": "08_lmsi_data"}[method]
     with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(ROOT / "notebooks" / "02_interaction.ipynb"), str(tmp_path / "out.ipynb"),
+        pm.execute_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(tmp_path / "out.ipynb"),
                             kernel_name="tripost", cwd=str(ROOT), progress_bar=False,
-                            parameters={"task": "multistep_arithmetic", "method": method, "iteration": 1,
-                                        "model_dir": str(tmp_path / "no-model"), "out_dir": str(tmp_path / "out"),
-                                        "params_file": str(tmp_path / "params.yaml")})
+                            parameters={"task": "multistep_arithmetic", "model_dir": str(tmp_path / "no-model"),
+                                        "out_dir": str(tmp_path / "out"), "params_file": str(tmp_path / "params.yaml")})
     assert err.value.ename == "LLMError" and KEY_ENV in err.value.evalue, err.value.evalue
     assert not (tmp_path / "out").exists()
 
@@ -155,20 +157,21 @@ def _small_params(tmp_path):
     return f
 
 
-def test_si_demo_interaction_and_processing_notebooks_run(tmp_path, tiny_model_dir):
-    """method=si_demo needs no model; 03 processes its trajectories exactly like TriPosT's."""
+def test_si_demo_data_and_processing_notebooks_run(tmp_path, tiny_model_dir):
+    """+ft SI. demo needs no model; 03 processes its trajectories exactly like TriPosT's."""
     import yaml
 
     from tripost.io import write_jsonl
 
-    _, exs = tiny_model_dir
+    model_dir, exs = tiny_model_dir
     data_dir = tmp_path / "data"
     write_jsonl(data_dir / "train.jsonl", (e.to_dict() for e in exs))
     out_dir = tmp_path / "si_demo"
-    common = {"task": "multistep_arithmetic", "model_dir": "", "out_dir": str(out_dir),
+    common = {"task": "multistep_arithmetic", "out_dir": str(out_dir),
               "params_file": str(_small_params(tmp_path)), "data_dir": str(data_dir)}
-    log = _run_nb("02_interaction", tmp_path, {**common, "method": "si_demo"})
-    _run_nb("03_processing", tmp_path, common)
+    log = _run_nb("07_si_demo_data", tmp_path, common)
+    _run_nb("03_processing", tmp_path, {**common, "model_dir": str(model_dir),
+                                        "trajectories_file": str(out_dir / "trajectories.jsonl")})
     inter = json.loads((out_dir / "interaction_metrics.json").read_text())
     assert inter["method"] == "si_demo" and inter["trajectories"] == len(exs) and "=== edited" in log
     recs = read_jsonl(out_dir / "train.jsonl")
@@ -230,16 +233,16 @@ def test_figures_notebook_runs_from_saved_metrics(tmp_path):
     assert not (figs / "ratio_sweep.png").exists()
 
 
-def test_lmsi_interaction_notebook_writes_records(tmp_path, tiny_model_dir):
+def test_lmsi_data_notebook_writes_records(tmp_path, tiny_model_dir):
     from tripost.io import write_jsonl
 
     model_dir, exs = tiny_model_dir
     data_dir = tmp_path / "data"
     write_jsonl(data_dir / "train.jsonl", (e.to_dict() for e in exs))
     out_dir = tmp_path / "lmsi"
-    log = _run_nb("02_interaction", tmp_path, {"task": "multistep_arithmetic", "method": "lmsi",
-                                               "model_dir": str(model_dir), "out_dir": str(out_dir),
-                                               "params_file": str(_small_params(tmp_path)), "data_dir": str(data_dir)})
+    log = _run_nb("08_lmsi_data", tmp_path, {"task": "multistep_arithmetic", "model_dir": str(model_dir),
+                                             "out_dir": str(out_dir), "params_file": str(_small_params(tmp_path)),
+                                             "data_dir": str(data_dir)})
     m = json.loads((out_dir / "lmsi_metrics.json").read_text())
     assert m["samples"] == 2 * len(exs) and m["train_examples"] == len(read_jsonl(out_dir / "train.jsonl"))
     assert (out_dir / "train_params.yaml").exists() and "LMSI:" in log

@@ -7,16 +7,27 @@ import random
 
 import pytest
 
-from _fake_task import AddTask
 from tripost import formats
-from tripost.tasks import TASK_NAMES, get_task
+from tripost.tasks import TASK_NAMES, get_task, registered_tasks, task_class, task_label
 
-TASKS = {name: (lambda name=name: get_task(name)) for name in TASK_NAMES} | {"fake_add": AddTask}
+TASKS = registered_tasks()
 
 
-@pytest.fixture(params=sorted(TASKS))
+@pytest.fixture(params=TASKS)
 def task(request):
-    return TASKS[request.param]()
+    return get_task(request.param)
+
+
+def test_the_registry_finds_every_task_module_and_names_an_unknown_one_in_one_line(tmp_path):
+    assert TASKS[:4] == TASK_NAMES and "running_sums" in TASKS
+    for name in TASKS:
+        cls = task_class(name)
+        assert cls.name == name and task_label(name) == cls.label != ""
+    with pytest.raises(ValueError, match=r"^unknown task 'no_such_task': no module src/tripost/tasks/no_such_task\.py"):
+        get_task("no_such_task")
+    with pytest.raises(ValueError, match="unknown task 'base'"):
+        get_task("base")
+    assert task_label("no_such_task") == "no_such_task"
 
 
 def _examples(task, split="seen", n=6, seed=3):

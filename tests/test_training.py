@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from _tiny import TINY, records, texts, train_tiny
+from _tiny import TINY, records, texts, train_config, train_tiny
 from tripost.modeling import build_tiny_llama, build_tokenizer
 from tripost.training import IGNORE, WeightedCollator, encode_record, sft_records, weighted_loss
 
@@ -27,7 +28,7 @@ def test_collator_weights_labels_pads_eos(tok):
            "completion": "\n(1) 12 + 3 = 15.\n(Final response) So the answer is 15.\nFeedback: Step (1) is correct.",
            "weighted": True, "kind": "improvement"}
     short = {"prompt": "Q: 1 + 2 =", "completion": "\n(1) 3.", "weighted": False, "kind": "gold"}
-    enc = encode_record(tok, rec, section_weight=1.5)
+    enc = encode_record(tok, rec, section_weight=1.5, mask_prompt=False)
     ids = enc["input_ids"]
     assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id  # BOS in front, EOS appended
     text = rec["prompt"] + rec["completion"]
@@ -41,18 +42,18 @@ def test_collator_weights_labels_pads_eos(tok):
     assert enc["labels"] == ids  # no prompt masking by default (paper)
 
     # unweighted records: 1.0 everywhere, even with a Feedback line
-    enc_u = encode_record(tok, {**rec, "weighted": False})
+    enc_u = encode_record(tok, {**rec, "weighted": False}, section_weight=1.5, mask_prompt=False)
     assert enc_u["weights"] == [1.0] * len(ids)
 
     # mask_prompt: prompt tokens ignored, completion + EOS trained
-    enc_m = encode_record(tok, rec, mask_prompt=True)
+    enc_m = encode_record(tok, rec, section_weight=1.5, mask_prompt=True)
     n_prompt = len(tok(rec["prompt"])["input_ids"])
     assert enc_m["labels"][:n_prompt] == [IGNORE] * n_prompt
     assert enc_m["labels"][n_prompt:] == ids[n_prompt:]
     assert tok.decode(ids[n_prompt:-1]) == rec["completion"]
 
     # collator: right padding with pad id, attention 0, label IGNORE, weight 0
-    enc_s = encode_record(tok, short)
+    enc_s = encode_record(tok, short, section_weight=1.5, mask_prompt=False)
     batch = WeightedCollator(tok.pad_token_id)([enc, enc_s])
     n, m = len(ids), len(enc_s["input_ids"])
     assert batch["input_ids"].shape == (2, n)
@@ -63,7 +64,7 @@ def test_collator_weights_labels_pads_eos(tok):
     assert batch["weights"][0].tolist() == enc["weights"]
 
     # too long -> skipped
-    assert encode_record(tok, rec, max_length=5) is None
+    assert encode_record(tok, rec, section_weight=1.5, mask_prompt=False, max_length=5) is None
 
 
 def test_loss_equals_hand_computation(tok):
@@ -124,7 +125,7 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path):
 
     recs = records(64)
     tok = build_tokenizer(texts(recs))
-    cfg = {"max_steps": 6, "lr": 1e-3, "batch_size": 8, "save_steps": 3, "logging_steps": 1, "keep_checkpoints": True}
+    cfg = train_config(max_steps=6, lr=1e-3, batch_size=8, save_steps=3, logging_steps=1, keep_checkpoints=True)
     m1 = train(build_tiny_llama(TINY, tok), tok, recs, tmp_path, cfg)
     assert m1["steps"] == 6 and (tmp_path / "checkpoints" / "checkpoint-6").exists()
     # "interrupted" after 6 of 10 steps: the next call continues from checkpoint-6, not from scratch
@@ -166,7 +167,7 @@ def test_a_kill_during_a_checkpoint_save_does_not_block_the_rerun(tmp_path):
 
     from tripost.training import train
 
-    cfg = {"max_steps": 9, "lr": 1e-3, "batch_size": 8, "save_steps": 3, "logging_steps": 1}
+    cfg = train_config(max_steps=9, lr=1e-3, batch_size=8, save_steps=3, logging_steps=1)
     code = _KILL_DURING_SAVE.format(tests=str(Path(__file__).parent), out=str(tmp_path / "run"), cfg=cfg)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
@@ -218,7 +219,10 @@ def test_the_run_seed_shifts_iteration_training_but_not_sft(tmp_path):
     from tripost.training import stage_records
 
     write_jsonl(tmp_path / "train.jsonl", records(4))
-    params = {"seed": 0, "train": {"seed": 42, "lr": 1e-3}}
+    from tripost.params import deep_merge, load_params
+
+    params = deep_merge(load_params(Path(__file__).resolve().parent.parent / "params.yaml"),
+                        {"seed": 0, "train": {"seed": 42, "lr": 1e-3}})
     _, cfg0 = stage_records("word_sorting", "tripost", tmp_path / "train.jsonl", params)
     _, cfg3 = stage_records("word_sorting", "tripost", tmp_path / "train.jsonl", {**params, "seed": 3})
     assert (cfg0["seed"], cfg3["seed"]) == (42, 45) and cfg3["lr"] == 1e-3
@@ -234,7 +238,7 @@ def test_a_checkpoint_half_removed_by_a_killed_cleanup_is_not_resumed_from(tmp_p
 
     recs = records(32)
     tok = build_tokenizer(texts(recs))
-    cfg = {"max_steps": 4, "lr": 1e-3, "batch_size": 4, "save_steps": 2, "logging_steps": 1, "seed": 5}
+    cfg = train_config(max_steps=4, lr=1e-3, batch_size=4, save_steps=2, logging_steps=1, seed=5)
     train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "run", {**cfg, "keep_checkpoints": True})
     ckpt = tmp_path / "run" / "checkpoints" / "checkpoint-4"
     (ckpt / "model.safetensors").unlink()  # what a cleanup killed half-way leaves

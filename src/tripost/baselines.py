@@ -30,25 +30,19 @@ from tripost.interaction import EditResult, clean_prediction, content_ok, edit, 
 from tripost.params import deep_merge, section
 
 METHODS = ("tripost", "si_demo", "lmsi")
-SI_DEMO_DEFAULTS = {"section_weight": 1.0, "seed": 0, "passes": 1, "train": {}}
-LMSI_DEFAULTS = {"k": 5, "temperature": 1.2, "top_p": 1.0, "direct_answer": False, "pool_limit": None, "seed": 0,
-                 "max_new_tokens": None, "batch_size": None, "train": {}}
 
 
 def baseline_config(params: dict, method: str, task_name: str | None = None) -> dict:
-    """params `baselines.<method>` (with `baselines.per_task.<task>.<method>` merged) over the defaults."""
-    defaults = {"si_demo": SI_DEMO_DEFAULTS, "lmsi": LMSI_DEFAULTS}[method]
-    cfg = dict(defaults)
-    if "baselines" in params:
-        b = section(params, "baselines", task_name)
-        cfg = deep_merge(cfg, b.get(method) or {})
-    return cfg
+    """params `baselines.<method>` with `per_task.<task>.baselines.<method>` merged."""
+    if method not in ("si_demo", "lmsi"):
+        raise ValueError(f"baseline method must be si_demo or lmsi, got {method!r}")
+    return dict(section(params, "baselines", task_name)[method])
 
 
 def training_params(params: dict, method: str, task_name: str | None = None) -> dict:
     """params with `train:` overridden for a baseline's single training run from M0."""
     cfg = baseline_config(params, method, task_name)
-    over = dict(cfg.get("train") or {})
+    over = dict(cfg["train"] or {})
     if method == "si_demo":
         over.setdefault("section_weight", float(cfg["section_weight"]))
     return deep_merge(params, {"train": over}) if over else dict(params)
@@ -78,12 +72,12 @@ def si_demo_trajectories(task, examples, backend, params: dict, seed: int | None
     """One trajectories.jsonl row per (pass, training question): the gold rationale with one planted
     mistake, edited by `backend` (FBK/IMP) with the interaction settings of `params`. Deterministic for
     `seed`; pass p plants a different mistake (duplicates across passes are dropped by processing)."""
-    icfg = section(params, "interaction", task.name) if "interaction" in params else {}
+    icfg = section(params, "interaction", task.name)
     bcfg = baseline_config(params, "si_demo", task.name)
-    seed = int(bcfg["seed"]) + int(params.get("seed", 0)) if seed is None else int(seed)  # the run seed shifts it
-    passes = int(bcfg.get("passes", 1) if passes is None else passes)
+    seed = int(bcfg["seed"]) + int(params["seed"]) if seed is None else int(seed)  # the run seed shifts it
+    passes = int(bcfg["passes"] if passes is None else passes)
     pool = list(examples)
-    if icfg.get("pool_limit"):
+    if icfg["pool_limit"]:
         pool = pool[: int(icfg["pool_limit"])]
     rows = []
     for p in range(passes):
@@ -96,8 +90,7 @@ def si_demo_trajectories(task, examples, backend, params: dict, seed: int | None
             else:
                 gen = {"prediction": "\n" + attempt, "stop_reason": "si_demo"}
                 res = edit(task, backend, ex.question, ex.answer, gen["prediction"],
-                           max_rounds=int(icfg.get("max_rounds", 5)),
-                           max_attempt_words=int(icfg.get("max_attempt_words", 512)))
+                           max_rounds=int(icfg["max_rounds"]), max_attempt_words=int(icfg["max_attempt_words"]))
             rows.append(_row(task, p, idx, ex, gen, res))
     return rows
 
@@ -114,7 +107,7 @@ def run_si_demo(task, examples, backend, params: dict, out_dir) -> dict:
     pcfg = section(params, "processing", task.name) if "processing" in params else {}
     metrics = interaction_metrics(rows, task=task.name, iteration=1)
     metrics.update({"method": "si_demo", "passes": len({r["pass"] for r in rows}), "pool_size": len(examples),
-                    "collected_examples": collected_count(task, rows, ratio=float(pcfg.get("improvement_ratio", 1.5))),
+                    "collected_examples": collected_count(task, rows, ratio=float(pcfg["improvement_ratio"])),
                     "backend": backend.name, "llm": backend.metrics.to_dict()})
     write_json(out_dir / "interaction_metrics.json", metrics)
     write_training_params(params, "si_demo", out_dir, task.name)
@@ -217,16 +210,16 @@ def run_lmsi(task, examples, model, tokenizer, params: dict, out_dir, *, generat
     cfg = baseline_config(params, "lmsi", task.name)
     icfg = section(params, "interaction", task.name) if "interaction" in params else {}
     pool = list(examples)
-    if cfg.get("pool_limit"):
+    if cfg["pool_limit"]:
         pool = pool[: int(cfg["pool_limit"])]
     backend = make_backend(task, params) if "feedback_backend" in params else None
     try:
         records, stats = lmsi_records(
             task, pool, model, tokenizer, int(cfg["k"]), float(cfg["temperature"]),
-            seed=int(cfg.get("seed", 0)) + int(params.get("seed", 0)),
-            max_new_tokens=int(cfg.get("max_new_tokens") or icfg.get("max_new_tokens", 512)),
-            batch_size=int(cfg.get("batch_size") or icfg.get("batch_size", 32)), top_p=float(cfg.get("top_p", 1.0)),
-            backend=backend, direct_answer=bool(cfg.get("direct_answer", False)), generate_fn=generate_fn,
+            seed=int(cfg["seed"]) + int(params["seed"]),
+            max_new_tokens=int(cfg["max_new_tokens"] or icfg["max_new_tokens"]),
+            batch_size=int(cfg["batch_size"] or icfg["batch_size"]), top_p=float(cfg["top_p"]),
+            backend=backend, direct_answer=bool(cfg["direct_answer"]), generate_fn=generate_fn,
             progress=progress)
     finally:
         if backend is not None:

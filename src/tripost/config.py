@@ -4,8 +4,8 @@
 exist and what type each takes. `check(params, source)` walks a params mapping (or a profile's
 overrides, `partial=True`) and raises `ConfigError` with one line naming the file and the dotted key
 for an unknown key or a wrongly typed value, so a typo such as `model: {num_hidden_layer: 8}` fails
-at once instead of being silently ignored. A section's `per_task: {<task>: {...}}` overrides are
-checked against the same class.
+at once instead of being silently ignored. The top-level `per_task: {<task>: {<section>: {...}}}`
+overrides are checked against the section's class.
 
 To add a setting: add the field here (with its type) and its value in params.yaml.
 """
@@ -61,6 +61,8 @@ class Model:
     num_attention_heads: int
     num_key_value_heads: int
     max_position_embeddings: int
+    rope_theta: Number
+    tie_word_embeddings: bool
     init_seed: int
     tokenizer: str
     device: str  # auto | cpu | cuda: where every stage loads the model
@@ -241,10 +243,13 @@ class Params:
     pipeline: Pipeline
     evaluation: Evaluation
     baselines: Baselines
+    per_task: dict  # {<task>: {<section>: {...overrides}}}, checked by _check_per_task
 
 
-# Sections whose values may be overridden per task (`<section>: {per_task: {<task>: {...}}}`).
-PER_TASK = (Data, Model, Sft, Train, Generation, Interaction, FeedbackBackend, Processing, Evaluation)
+# Sections whose values a task may override (`per_task: {<task>: {<section>: {...}}}`).
+PER_TASK = {"data": Data, "model": Model, "sft": Sft, "train": Train, "generation": Generation,
+            "interaction": Interaction, "feedback_backend": FeedbackBackend, "processing": Processing,
+            "evaluation": Evaluation, "baselines": Baselines}
 
 
 def _type_name(tp) -> str:
@@ -308,22 +313,49 @@ def _check_fields(mapping: dict, cls, prefix: str, source: str) -> None:
     hints = typing.get_type_hints(cls)
     for k, v in mapping.items():
         key = f"{prefix}.{k}" if prefix else str(k)
-        if k == "per_task" and cls in PER_TASK:
-            if v is None:
-                continue
-            if not isinstance(v, dict):
-                _fail(source, key, f"must be a mapping of task -> overrides, got {v!r}")
-            for task, over in v.items():
-                if over is None:
-                    continue
-                if not isinstance(over, dict):
-                    _fail(source, f"{key}.{task}", f"must be a mapping, got {over!r}")
-                _check_fields(over, cls, f"{key}.{task}", source)
+        if k == "per_task" and cls is Params:
+            _check_per_task(v, source)
             continue
         if k not in fields:
+            if k == "per_task":
+                _fail(source, key, "is not a known setting: per-task overrides live in the top-level "
+                                   f"per_task.<task>.{prefix}")
             known = ", ".join(sorted(fields))
             _fail(source, key, f"is not a known setting (known here: {known})")
         _check_value(v, hints[k], key, source)
+        if key == "tasks":
+            for name in v:
+                _check_task_name(name, key, source)
+
+
+def _check_per_task(value, source: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        _fail(source, "per_task", f"must be a mapping of task -> section -> overrides, got {value!r}")
+    for task, sections in value.items():
+        _check_task_name(task, f"per_task.{task}", source)
+        if sections is None:
+            continue
+        if not isinstance(sections, dict):
+            _fail(source, f"per_task.{task}", f"must be a mapping of section -> overrides, got {sections!r}")
+        for name, over in sections.items():
+            key = f"per_task.{task}.{name}"
+            if name not in PER_TASK:
+                _fail(source, key, f"is not a section a task can override (these are: {', '.join(PER_TASK)})")
+            if over is None:
+                continue
+            if not isinstance(over, dict):
+                _fail(source, key, f"must be a mapping, got {over!r}")
+            _check_fields(over, PER_TASK[name], key, source)
+
+
+def _check_task_name(name, key: str, source: str) -> None:
+    from tripost.tasks import registered_tasks
+
+    if name not in registered_tasks():
+        _fail(source, key, f"{name!r} is not a task: no src/tripost/tasks/{name}.py "
+                           f"(registered: {', '.join(registered_tasks())})")
 
 
 def check(params, source: str = "params.yaml") -> None:

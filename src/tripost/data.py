@@ -36,7 +36,7 @@ def _unique(task, n: int, split: str, seed: int, buckets, exclude: set[str]) -> 
 def synthetic_splits(task_name: str, cfg: dict) -> dict[str, list[Example]]:
     task = get_task(task_name, **(cfg.get("options") or {}))
     buckets = cfg.get("buckets") or {}
-    seed = int(cfg.get("seed", 0))
+    seed = int(cfg["seed"])
     train = _unique(task, cfg["train_size"], "seen", seed + 1, buckets.get("seen"), set())
     val = _unique(task, cfg["val_size"], "seen", seed + 2, buckets.get("seen"), {e.question for e in train})
     used = {e.question for e in train + val}
@@ -49,7 +49,7 @@ def synthetic_splits(task_name: str, cfg: dict) -> dict[str, list[Example]]:
 def bigbench_splits(task_name: str, path: str, cfg: dict) -> dict[str, list[Example]]:
     """Real data: seen items shuffled into test-seen, val and train (in that order); unseen -> test."""
     examples = load_bigbench(path, task_name, options=cfg.get("options"))
-    rng = random.Random(int(cfg.get("seed", 0)))
+    rng = random.Random(int(cfg["seed"]))
     seen = [e for e in examples if e.split == "seen"]
     unseen = [e for e in examples if e.split == "unseen"]
     rng.shuffle(seen)
@@ -64,7 +64,7 @@ def bigbench_splits(task_name: str, path: str, cfg: dict) -> dict[str, list[Exam
 
 def prepare_task(task_name: str, cfg: dict, out_dir: str | Path) -> dict[str, list[Example]]:
     """Write data/<task>/{train,val,test}.jsonl atomically and return the splits."""
-    source = cfg.get("source", "synthetic")
+    source = cfg["source"]
     splits = synthetic_splits(task_name, cfg) if source == "synthetic" else bigbench_splits(task_name, source, cfg)
     out_dir = Path(out_dir)
     for name in SPLIT_FILES:

@@ -55,17 +55,14 @@ def greedy_accuracy(model, tokenizer, task, examples, *, max_new_tokens: int, ba
 # Self-improving evaluation (docs/method.md §5.1, §5.2): the paper's test-time protocol for every method.
 # ================================================================================================
 
-EVAL_DEFAULTS = {"max_generation_calls": 3, "max_new_tokens": 512, "batch_size": 32, "seed": 0}
+EVAL_KEYS = ("max_generation_calls", "max_new_tokens", "batch_size", "seed")  # values: params.yaml `evaluation:`
 
 
 def evaluation_config(params: dict, task_name: str) -> dict:
-    """params `evaluation:` (per-task overrides merged) over EVAL_DEFAULTS; decoding is always greedy."""
+    """params `evaluation:` with the task's overrides merged; decoding is always greedy."""
     from tripost.params import section
 
-    cfg = dict(EVAL_DEFAULTS)
-    if "evaluation" in params:
-        cfg.update(section(params, "evaluation", task_name))
-    return cfg
+    return section(params, "evaluation", task_name)
 
 
 def _first_attempt_correct(task, result, gold: str) -> bool:
@@ -153,12 +150,14 @@ def evaluate_self_improve(task, model, tokenizer, examples, cfg: dict, *, genera
 
     from tripost.inference import self_improve
 
-    cfg = {**EVAL_DEFAULTS, **(cfg or {})}
+    missing = [k for k in EVAL_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"evaluation config lacks {', '.join(missing)} (params.yaml `evaluation:`)")
     examples = list(examples)
     results = self_improve(
         task, [e.question for e in examples], model, tokenizer,
         max_generation_calls=int(cfg["max_generation_calls"]), max_new_tokens=int(cfg["max_new_tokens"]),
-        do_sample=False, batch_size=int(cfg["batch_size"]), seed=int(cfg.get("seed", 0)),
+        do_sample=False, batch_size=int(cfg["batch_size"]), seed=int(cfg["seed"]),
         progress=progress, generate_fn=generate_fn,
     )
     rows = []

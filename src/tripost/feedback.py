@@ -225,9 +225,9 @@ def check_llm_key(params: dict, task_name: str) -> None:
     from tripost.params import section
 
     cfg = section(params, "feedback_backend", task_name)
-    if cfg.get("backend", "scripted") != "llm":
+    if cfg["backend"] != "llm":
         return
-    env = (cfg.get("llm") or {}).get("api_key_env")
+    env = cfg["llm"]["api_key_env"]
     if not env or not os.environ.get(env):
         raise LLMError(f"environment variable {env} (feedback_backend.llm.api_key_env, the LLM API key) is not set; "
                        "a local server without authentication accepts any value, e.g. EMPTY")
@@ -239,35 +239,35 @@ def make_backend(task, params: dict, *, cache_dir: str | Path | None = None) -> 
     from tripost.params import section
 
     cfg = section(params, "feedback_backend", task.name)
-    kind = cfg.get("backend", "scripted")
+    kind = cfg["backend"]
     if kind == "scripted":
         return ScriptedBackend(task)
     if kind != "llm":
         raise ValueError(f"feedback_backend.backend must be 'scripted' or 'llm', got {kind!r}")
     check_llm_key(params, task.name)
-    llm = dict(cfg.get("llm") or {})
+    llm = cfg["llm"]
     client = LLMClient(
         base_url=llm["base_url"],
         model=llm["model"],
         api_key_env=llm["api_key_env"],
-        api=llm.get("api", "chat"),
-        max_tokens=int(llm.get("max_tokens", 1024)),
-        timeout=float(llm.get("timeout", 60)),
-        max_retries=int(llm.get("max_retries", 6)),
-        backoff_initial=float(llm.get("backoff_initial", 1.0)),
-        backoff_max=float(llm.get("backoff_max", 60.0)),
-        cache_dir=cache_dir or llm.get("cache_dir", "cache/llm"),
-        max_in_flight=int(llm.get("max_in_flight", 1)),
-        requests_per_minute=llm.get("requests_per_minute"),
-        price_per_million=llm.get("price_per_million"),
+        api=llm["api"],
+        max_tokens=int(llm["max_tokens"]),
+        timeout=float(llm["timeout"]),
+        max_retries=int(llm["max_retries"]),
+        backoff_initial=float(llm["backoff_initial"]),
+        backoff_max=float(llm["backoff_max"]),
+        cache_dir=cache_dir or llm["cache_dir"],
+        max_in_flight=int(llm["max_in_flight"]),
+        requests_per_minute=llm["requests_per_minute"],
+        price_per_million=llm["price_per_million"],
     )
     return LLMBackend(
         task,
         client,
-        fbk_temperature=float(llm.get("fbk_temperature", 0.0)),
-        imp_temperature=float(llm.get("imp_temperature", 0.7)),
-        n_shots=int(llm.get("n_shots", 3)),
-        shot_seed=int(llm.get("shot_seed", 1234)),
+        fbk_temperature=float(llm["fbk_temperature"]),
+        imp_temperature=float(llm["imp_temperature"]),
+        n_shots=int(llm["n_shots"]),
+        shot_seed=int(llm["shot_seed"]),
     )
 
 

@@ -15,7 +15,7 @@ One prediction (`edit`):
         IMP -> legit-update check (5) -> FBK for at most `max_rounds` rounds (6), tracking progress:
         a non-progressing chain is truncated to (attempt_i, FBK feedback_i) (7).
 Correctness is decided by the gold answer (task.parse_answer + task.is_correct), never by an LLM;
-`task.has_valid_content(question, attempt)`, where a task defines it, must also hold (8).
+`task.has_valid_content(question, attempt)` must also hold (8).
 
 Collection (`collect`): t = 1 samples M0 (temperature in params); t >= 2 runs the self-improving
 inference (tripost.inference). Up to `max_passes` passes over the pool, stopping once the examples
@@ -124,14 +124,10 @@ def gold_ok(task, attempt: str, gold: str) -> bool:
 
 
 def content_ok(task, question: str, attempt: str) -> bool:
-    """has_valid_content (docs/method.md §2.4), where the task defines it (the final answer must be
-    supported by the steps); tasks without it rely on their scripted FBK, which checks the final
-    response."""
-    check = getattr(task, "has_valid_content", None)
-    if check is None:
-        return True
+    """The task's has_valid_content (docs/method.md §2.4; the base Task accepts every attempt and relies on
+    the scripted FBK, which checks the final response). A check that raises counts as invalid."""
     try:
-        return bool(check(question, attempt))
+        return bool(task.has_valid_content(question, attempt))
     except Exception:  # noqa: BLE001
         return False
 
@@ -355,8 +351,8 @@ def generate_predictions(task, questions: list[str], *, model, tokenizer, iterat
     generate_fn = generate_fn or _default_generate
     if iteration <= 1:
         gens = generate_fn(model, tokenizer, [task.prompt(q) for q in questions],
-                           max_new_tokens=int(cfg["max_new_tokens"]), do_sample=bool(cfg.get("do_sample", True)),
-                           temperature=float(cfg["temperature"]), top_p=float(cfg.get("top_p", 1.0)),
+                           max_new_tokens=int(cfg["max_new_tokens"]), do_sample=bool(cfg["do_sample"]),
+                           temperature=float(cfg["temperature"]), top_p=float(cfg["top_p"]),
                            stop=["\nQ:"], batch_size=int(cfg["batch_size"]), seed=seed, progress=False)
         return [{"prediction": g.text, "stop_reason": g.stop_reason, "tokens": g.num_tokens, "calls": 1}
                 for g in gens]
@@ -365,9 +361,9 @@ def generate_predictions(task, questions: list[str], *, model, tokenizer, iterat
     results = self_improve(task, questions, model, tokenizer,
                            max_generation_calls=int(cfg["max_generation_calls"]),
                            max_new_tokens=int(cfg["max_new_tokens"]),
-                           do_sample=bool(cfg.get("self_improve_do_sample", True)),
-                           temperature=float(cfg.get("self_improve_temperature", cfg["temperature"])),
-                           top_p=float(cfg.get("top_p", 1.0)), batch_size=int(cfg["batch_size"]), seed=seed,
+                           do_sample=bool(cfg["self_improve_do_sample"]),
+                           temperature=float(cfg["self_improve_temperature"]),
+                           top_p=float(cfg["top_p"]), batch_size=int(cfg["batch_size"]), seed=seed,
                            generate_fn=generate_fn)
     return [{"prediction": r.completion, "stop_reason": r.stop, "tokens": r.tokens, "calls": r.calls,
              "model_revisions": r.num_revisions} for r in results]
@@ -438,20 +434,20 @@ def _collect(task, examples, *, model, tokenizer, backend, params, iteration, ou
     from tripost.processing import collected_count
 
     cfg = section(params, "interaction", task.name)
-    pcfg = section(params, "processing", task.name) if "processing" in params else {}
+    pcfg = section(params, "processing", task.name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     traj_path, gen_path = out_dir / "trajectories.jsonl", out_dir / "generations.jsonl"
     if fingerprint is not None:
         reset_if_stale(out_dir, fingerprint, [traj_path.name, gen_path.name, "interaction_metrics.json"])
     pool = list(examples)
-    if cfg.get("pool_limit"):
+    if cfg["pool_limit"]:
         pool = pool[: int(cfg["pool_limit"])]
-    chunk_size = int(cfg.get("chunk_size", 32))
-    max_passes = int(cfg.get("max_passes", 5))
-    max_data = int(cfg.get("max_data_length", 150))
-    base_seed = int(cfg.get("pass_seed", 40)) + int(params.get("seed", 0))
-    ratio = float(pcfg.get("improvement_ratio", 1.5))
+    chunk_size = int(cfg["chunk_size"])
+    max_passes = int(cfg["max_passes"])
+    max_data = int(cfg["max_data_length"])
+    base_seed = int(cfg["pass_seed"]) + int(params["seed"])
+    ratio = float(pcfg["improvement_ratio"])
 
     gens_done = {(r["pass"], r["chunk"]): r["items"] for r in _read_rows(gen_path)}
     rows = _read_rows(traj_path)
@@ -487,8 +483,8 @@ def _collect(task, examples, *, model, tokenizer, backend, params, iteration, ou
                 def edit_one(item):
                     j, ex, gen = item
                     return j, ex, gen, edit(task, backend, ex.question, ex.answer, gen["prediction"],
-                                            max_rounds=int(cfg.get("max_rounds", 5)),
-                                            max_attempt_words=int(cfg.get("max_attempt_words", 512)))
+                                            max_rounds=int(cfg["max_rounds"]),
+                                            max_attempt_words=int(cfg["max_attempt_words"]))
 
                 # trajectories of a chunk are edited concurrently (an LLM backend's requests overlap) and
                 # written in question order, so the file is byte-identical to a sequential run

@@ -35,17 +35,9 @@ import torch
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 ADAPTERS = ("none", "lora", "qlora")
 
-DEFAULT_LLAMA = {
-    "hidden_size": 256,
-    "intermediate_size": 1024,
-    "num_hidden_layers": 4,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 4,
-    "max_position_embeddings": 2048,
-    "rope_theta": 10000.0,
-    "tie_word_embeddings": True,
-    "vocab_size": 512,  # tokenizer target; the model uses len(tokenizer)
-}
+# The sizes of the from-scratch model (values: params.yaml `model:`); its vocabulary is the tokenizer's.
+LLAMA_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+              "max_position_embeddings", "rope_theta", "tie_word_embeddings")
 
 # PEFT's "all-linear": every linear layer but the output head, whatever the architecture calls them
 # (LLaMA/Qwen2/Mistral q_proj..down_proj, GPT-2 c_attn/c_proj/c_fc) -- the QLoRA paper's choice.
@@ -110,10 +102,12 @@ def build_tiny_llama(config: dict, tokenizer):
     """A randomly initialised `LlamaForCausalLM` with the sizes in `config` (params `model:`)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = dict(DEFAULT_LLAMA)
-    cfg.update({k: v for k, v in (config or {}).items() if k in DEFAULT_LLAMA})
+    missing = [k for k in LLAMA_KEYS + ("init_seed",) if k not in config]
+    if missing:
+        raise ValueError(f"model config lacks {', '.join(missing)} (params.yaml `model:`)")
+    cfg = {k: config[k] for k in LLAMA_KEYS}
     cfg["vocab_size"] = len(tokenizer)
-    seed = int((config or {}).get("init_seed", 0))
+    seed = int(config["init_seed"])
     torch.manual_seed(seed)
     lc = LlamaConfig(
         **cfg,
@@ -249,7 +243,7 @@ def placement(params: dict | None, task: str | None = None) -> dict:
     from tripost.params import section
 
     m = section(params, "model", task)
-    return {"device": m.get("device", "auto"), "dtype": m.get("dtype", "auto")}
+    return {"device": m["device"], "dtype": m["dtype"]}
 
 
 def load_for_inference(path, *, device: str | None = "auto", dtype: str | None = "auto",
@@ -373,19 +367,18 @@ def init_model(model_cfg: dict, texts: Iterable[str] | None = None, init_model: 
     "tiny-llama" builds tokenizer (from `texts`) and a fresh model; anything else is loaded with
     `from_pretrained`. The adapter mode comes from `model_cfg["adapter"]`.
     """
-    adapter = model_cfg.get("adapter", "none")
-    source = init_model or (None if model_cfg.get("name", "tiny-llama") == "tiny-llama" else model_cfg["name"])
+    adapter = model_cfg["adapter"]
+    source = init_model or (None if model_cfg["name"] == "tiny-llama" else model_cfg["name"])
     if source:
-        return load_for_training(source, adapter, lora=model_cfg.get("lora"), work_dir=work_dir)
+        return load_for_training(source, adapter, lora=model_cfg["lora"], work_dir=work_dir)
     if texts is None:
         raise ValueError("tiny-llama from scratch needs the training texts to build its tokenizer")
-    tok = build_tokenizer(texts, vocab_size=int(model_cfg.get("vocab_size", 512)),
-                          kind=model_cfg.get("tokenizer", "bpe"))
+    tok = build_tokenizer(texts, vocab_size=int(model_cfg["vocab_size"]), kind=model_cfg["tokenizer"])
     model = build_tiny_llama(model_cfg, tok)
     if adapter != "none":
         # A from-scratch model has nothing to adapt: save it and put the adapter on the saved copy.
         wd = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="tripost-base-"))
         save_checkpoint(model, tok, wd / "base")
-        return load_for_training(wd / "base", adapter, lora=model_cfg.get("lora"))
+        return load_for_training(wd / "base", adapter, lora=model_cfg["lora"])
     model.train()
     return model, tok

@@ -19,18 +19,32 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     from tripost.config import check
 
     check(params, str(path))  # unknown keys and wrong types fail here, naming the key
+    missing = [t for t in params.get("tasks") or [] if t not in (params.get("per_task") or {})]
+    if missing:  # DVC reads `per_task.<task>` for every stage of the task: the key must exist
+        raise ValueError(f"{path}: per_task.{missing[0]} is missing: every task in `tasks` needs a block "
+                         f"under per_task (`{missing[0]}: {{}}` when it has no overrides)")
     return params
 
 
-def section(params: dict, name: str, task: str | None = None) -> dict:
-    """`params[name]` with `params[name]["per_task"][task]` merged over it (deep), `per_task` removed."""
+class Section(dict):
+    """A params section: reading a setting it does not hold names the setting (no value is made up)."""
+
+    name = ""
+
+    def __missing__(self, key):
+        raise KeyError(f"{self.name}.{key} is not set: params.yaml holds every setting's value")
+
+
+def section(params: dict, name: str, task: str | None = None) -> Section:
+    """`params[name]` with the task's overrides `params["per_task"][task][name]` merged over it (deep)."""
     if name not in params:
         raise KeyError(f"params.yaml has no section {name!r}")
     base = copy.deepcopy(params[name])
-    overrides = base.pop("per_task", {}) or {}
-    if task is not None and task in overrides:
-        base = deep_merge(base, overrides[task])
-    return base
+    if task is not None:
+        base = deep_merge(base, ((params.get("per_task") or {}).get(task) or {}).get(name) or {})
+    out = Section(base)
+    out.name = name
+    return out
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -10,7 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from tripost.io import atomic_path  # noqa: E402
-from tripost.report import TASK_LABELS, method_label, method_order  # noqa: E402
+from tripost.report import method_label, method_order  # noqa: E402
+from tripost.tasks import task_label  # noqa: E402
 
 
 def _save(fig, path) -> Path:
@@ -32,7 +33,7 @@ def accuracy_by_method(metrics: dict, path) -> Path:
             ax.bar([x + offset for x in xs], [100 * (metrics[task][m].get(split) or 0) for m in methods],
                    width=0.4, label=split, color=color)
         ax.set_xticks(list(xs), [method_label(m) for m in methods], rotation=45, ha="right", fontsize=8)
-        ax.set_title(TASK_LABELS.get(task, task))
+        ax.set_title(task_label(task))
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("accuracy (%)")
     axes[0][0].legend()
@@ -48,7 +49,7 @@ def si_by_iteration(metrics: dict, path) -> Path:
         if not its:
             continue
         ts = [t for t, _ in its]
-        label = TASK_LABELS.get(task, task)
+        label = task_label(task)
         axes[0].plot(ts, [100 * (rows[m].get("si_freq") or 0) for _, m in its], marker="o", label=label)
         axes[1].plot(ts, [100 * (rows[m].get("si_contrib") or 0) for _, m in its], marker="o", label=label)
         flagged = [(t, (rows[m].get("verification") or {}).get("wrong_rejected_rate")) for t, m in its]
@@ -72,7 +73,7 @@ def ratio_sweep(rows: list[dict], path) -> Path:
     fig, axes = plt.subplots(1, len(panels), figsize=(12, 3.6))
     for task in sorted({r["task"] for r in rows}):
         pts = sorted((r for r in rows if r["task"] == task), key=lambda r: r["ratio"])
-        label = TASK_LABELS.get(task, task)
+        label = task_label(task)
         for ax, (key, _) in zip(axes, panels):
             xy = [(r["ratio"], 100 * r[key]) for r in pts if r.get(key) is not None]
             ax.plot([x for x, _ in xy], [y for _, y in xy], marker="o", label=label)
@@ -91,7 +92,7 @@ def sft_loss_curves(histories: dict[str, list[dict]], path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for task, rows in histories.items():
         rows = [r for r in rows if r.get("loss") is not None]
-        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=TASK_LABELS.get(task, task))
+        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=task_label(task))
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (answer tokens)")

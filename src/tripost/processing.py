@@ -74,7 +74,7 @@ def _passes(rows: list[dict]) -> list[int]:
     return sorted({int(r["pass"]) for r in rows})
 
 
-def collected_count(task, rows: list[dict], *, ratio: float = 1.5) -> int:
+def collected_count(task, rows: list[dict], *, ratio: float) -> int:
     """How many non-gold examples processing would keep from `rows` (before the token cap): the
     quantity the collection compares with max_data_length (docs/method.md §3.5)."""
     seen: set[str] = set()
@@ -97,7 +97,7 @@ def collected_count(task, rows: list[dict], *, ratio: float = 1.5) -> int:
     return total
 
 
-def process(task, rows: list[dict], pool: list, *, ratio: float = 1.5, seed: int = 0,
+def process(task, rows: list[dict], pool: list, *, ratio: float, seed: int,
             max_tokens: int | None = None, count_tokens: Callable[[str], int] | None = None) -> tuple[list[dict], dict]:
     """Trajectory rows (interaction output) + the question pool -> (training records, metrics).
 
@@ -190,19 +190,24 @@ def filter_table(metrics: dict) -> list[dict]:
     return [{"filter": FILTERS[k], "count": metrics["filters"].get(k, 0)} for k in FILTERS]
 
 
-def run(task, rows: list[dict], pool: list, params: dict, out_dir, *, count_tokens=None) -> dict:
-    """Process and write `<out_dir>/train.jsonl` and `<out_dir>/processing_metrics.json`."""
+def run(task, rows: list[dict], pool: list, params: dict, out_dir, *, count_tokens=None,
+        rebalance: bool = True) -> dict:
+    """Process and write `<out_dir>/train.jsonl` and `<out_dir>/processing_metrics.json`.
+
+    `rebalance=False` is TriPosT-auto: every example is kept, whatever `processing.improvement_ratio` says
+    (the ratio is taken as -1)."""
     from pathlib import Path
 
     from tripost.io import write_json, write_jsonl
     from tripost.params import section
 
     cfg = section(params, "processing", task.name)
-    icfg = section(params, "interaction", task.name) if "interaction" in params else {}
-    records, metrics = process(task, rows, pool, ratio=float(cfg.get("improvement_ratio", 1.5)),
-                               seed=int(params.get("seed", 0)),
+    icfg = section(params, "interaction", task.name)
+    ratio = float(cfg["improvement_ratio"]) if rebalance else -1.0
+    records, metrics = process(task, rows, pool, ratio=ratio,
+                               seed=int(params["seed"]),
                                max_tokens=cfg.get("max_tokens"), count_tokens=count_tokens)
-    min_data = icfg.get("min_data_length")
+    min_data = icfg["min_data_length"]
     metrics["min_data_length"] = min_data
     metrics["enough_data"] = min_data is None or len(records) >= int(min_data)
     out_dir = Path(out_dir)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
+from tripost.tasks import TASK_NAMES, task_label
+
 METHOD_LABELS = {
     "ft": "+ft (M0, greedy)",
     "ft_si": "M0 under SI inference (diagnostic)",
     "ft_si_demo": "+ft SI. demo",
     "lmsi": "LMSI",
-}
-TASK_LABELS = {
-    "multistep_arithmetic": "MSA",
-    "word_sorting": "WS",
-    "date_understanding": "DU",
-    "logical_deduction": "LD",
 }
 
 
@@ -61,9 +57,9 @@ def _signed_ci(d) -> str:
 
 def results_markdown(metrics: dict) -> str:
     """Rows = methods; columns = task × (seen, unseen, total), then SI freq / contrib per task."""
-    tasks = [t for t in TASK_LABELS if t in metrics] + [t for t in metrics if t not in TASK_LABELS]
+    tasks = [t for t in TASK_NAMES if t in metrics] + [t for t in metrics if t not in TASK_NAMES]
     methods = method_order({m for t in tasks for m in metrics[t]})
-    head = ["Method"] + [f"{TASK_LABELS.get(t, t)} {c}" for t in tasks for c in ("seen", "unseen", "total")]
+    head = ["Method"] + [f"{task_label(t)} {c}" for t in tasks for c in ("seen", "unseen", "total")]
     lines = ["## Accuracy (%)", "",
              "`+ft` is M0's greedy chain-of-thought answer (one attempt, no feedback); every other row runs the "
              "self-improving inference. Totals carry a 95% bootstrap interval over test questions.", "",
@@ -75,7 +71,7 @@ def results_markdown(metrics: dict) -> str:
             cells += [_pct(row.get(k)) for k in ("seen", "unseen")]
             cells.append(_pct_ci(row.get("total"), (row.get("intervals") or {}).get("total")))
         lines.append("| " + " | ".join(cells) + " |")
-    head = ["Method"] + [TASK_LABELS.get(t, t) for t in tasks]
+    head = ["Method"] + [task_label(t) for t in tasks]
     lines += ["", "## Total accuracy minus +ft (points, paired 95% bootstrap interval over the same questions)", "",
               "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in methods:
@@ -83,7 +79,7 @@ def results_markdown(metrics: dict) -> str:
             continue
         lines.append("| " + " | ".join([method_label(m)] + [_signed_ci(metrics[t].get(m, {}).get("vs_ft"))
                                                              for t in tasks]) + " |")
-    head = ["Method"] + [f"{TASK_LABELS.get(t, t)} {c}" for t in tasks for c in ("right kept", "wrong flagged",
+    head = ["Method"] + [f"{task_label(t)} {c}" for t in tasks for c in ("right kept", "wrong flagged",
                                                                                    "step found")]
     lines += ["", "## Self-verification (%): the model's own first feedback against the gold answer and the "
               "scripted FBK", "", "right kept = right first attempts it accepts; wrong flagged = wrong first "
@@ -97,7 +93,7 @@ def results_markdown(metrics: dict) -> str:
             v = metrics[t].get(m, {}).get("verification") or {}
             cells += [_pct(v.get(k)) for k in ("right_accepted_rate", "wrong_rejected_rate", "step_located_rate")]
         lines.append("| " + " | ".join(cells) + " |")
-    head = ["Method"] + [f"{TASK_LABELS.get(t, t)} {c}" for t in tasks for c in ("SI freq", "SI contrib")]
+    head = ["Method"] + [f"{task_label(t)} {c}" for t in tasks for c in ("SI freq", "SI contrib")]
     lines += ["", "## Self-improvement (%)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in methods:
         if m == "ft":
@@ -185,7 +181,7 @@ def combine_metrics(paths) -> dict:
                 continue
             qs = sorted(base)
             row["vs_ft"] = paired_difference([mine[q] for q in qs], [base[q] for q in qs])
-    tasks = [t for t in TASK_LABELS if t in out] + sorted(t for t in out if t not in TASK_LABELS)
+    tasks = [t for t in TASK_NAMES if t in out] + sorted(t for t in out if t not in TASK_NAMES)
     return {t: {m: out[t][m] for m in method_order(out[t])} for t in tasks}
 
 
@@ -250,7 +246,7 @@ def sft_markdown(summaries: dict[str, dict]) -> str:
 
     for task, m in summaries.items():
         wall = m.get("train_wall_time_s")
-        cells = [TASK_LABELS.get(task, task)] + [_pct(m.get(k)) for k in ("seen", "unseen", "total")] + [
+        cells = [task_label(task)] + [_pct(m.get(k)) for k in ("seen", "unseen", "total")] + [
             cell(m.get("steps"), "d"), cell(None if wall is None else wall / 60, ".1f"),
             cell(m.get("tokens_per_s"), ",.0f"), cell(m.get("final_loss"), ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
@@ -287,7 +283,7 @@ def llm_markdown(usage: dict) -> str:
     lines = ["## FBK/IMP usage (all interactions)", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for task, r in usage.items():
         cost = "–" if r.get("cost_usd") is None else f"{r['cost_usd']:.4f}"
-        lines.append("| " + " | ".join([TASK_LABELS.get(task, task), "/".join(r.get("backends") or []) or "–"]
+        lines.append("| " + " | ".join([task_label(task), "/".join(r.get("backends") or []) or "–"]
                                        + [f"{r[k]:,}" for k in ("requests", "calls", "cache_hits", "prompt_tokens",
                                                                   "completion_tokens")] + [cost]) + " |")
     return "\n".join(lines) + "\n"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import shutil
 import time
@@ -34,32 +33,21 @@ import torch.nn.functional as F
 FEEDBACK_MARK = "\nFeedback:"
 IGNORE = -100
 
-TRAIN_DEFAULTS = {
-    "epochs": 4,
-    "max_steps": -1,
-    "lr": 1e-6,
-    "batch_size": 4,
-    "grad_accum": 1,
-    "warmup_ratio": 0.2,
-    "weight_decay": 0.01,
-    "lr_scheduler": "linear",
-    "adam_beta1": 0.9,
-    "adam_beta2": 0.999,
-    "max_grad_norm": 1.0,
-    "section_weight": 1.5,
-    "mask_prompt": False,
-    "max_length": 1024,
-    "group_by_length": True,
-    "save_steps": 200,
-    "logging_steps": 10,
-    "seed": 42,
-    "torch_compile": False,
-    "num_threads": None,
-    "keep_checkpoints": False,
-    "max_minutes": None,
-    "device": "auto",  # set from params `model.device` / `model.dtype` by run_stage
-    "dtype": "auto",
-}
+# Every setting `train()` reads. Their values live in params.yaml only (`sft:` for M0, `train:` for the
+# iterations; `model.device`/`model.dtype` for placement): `train_config` collects them.
+TRAIN_KEYS = ("epochs", "max_steps", "max_minutes", "lr", "batch_size", "grad_accum", "warmup_ratio", "lr_scheduler",
+              "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm", "section_weight", "mask_prompt",
+              "max_length", "group_by_length", "save_steps", "logging_steps", "seed", "torch_compile",
+              "num_threads", "keep_checkpoints", "device", "dtype")
+
+
+def train_config(params: dict, name: str = "train", task: str | None = None, **overrides) -> dict:
+    """The `sft` or `train` section of params (the task's overrides merged) with the model's device and
+    dtype: everything `train()` needs; `overrides` replace single settings."""
+    from tripost.params import section
+
+    model = section(params, "model", task)
+    return {**section(params, name, task), "device": model["device"], "dtype": model["dtype"], **overrides}
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,7 +61,7 @@ def sft_records(task, examples) -> list[dict]:
     ]
 
 
-def encode_record(tokenizer, record: dict, *, section_weight: float = 1.5, mask_prompt: bool = False,
+def encode_record(tokenizer, record: dict, *, section_weight: float, mask_prompt: bool,
                   max_length: int | None = None) -> dict | None:
     """Token ids, labels and per-token weights of one record; None if it is longer than max_length.
 
@@ -262,8 +250,12 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
     from tripost.io import write_json
     from tripost.modeling import save_checkpoint, write_adapter_meta
 
-    cfg = {**TRAIN_DEFAULTS, **{k: v for k, v in (config or {}).items() if v is not None or k in ("max_minutes",)}}
-    if cfg.get("num_threads"):
+    cfg = dict(config or {})
+    missing = [k for k in TRAIN_KEYS if k not in cfg]
+    if missing:
+        raise ValueError(f"training config lacks {', '.join(missing)}: build it with tripost.training.train_config "
+                         "(the values are in params.yaml)")
+    if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir / "checkpoints"
@@ -281,8 +273,8 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
     WeightedTrainer, TimeLimit = _trainer_class()
     from tripost.modeling import resolve_device, resolve_dtype
 
-    device = resolve_device(cfg.get("device", "auto"))
-    half = resolve_dtype(cfg.get("dtype", "auto"), device) if device != "cpu" else torch.float32
+    device = resolve_device(cfg["device"])
+    half = resolve_dtype(cfg["dtype"], device) if device != "cpu" else torch.float32
     args = TrainingArguments(
         use_cpu=device == "cpu",
         bf16=half == torch.bfloat16,
@@ -313,7 +305,7 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
         dataloader_pin_memory=torch.cuda.is_available(),
         torch_compile=bool(cfg["torch_compile"]),
     )
-    callbacks = [TimeLimit(float(cfg["max_minutes"]))] if cfg.get("max_minutes") else []
+    callbacks = [TimeLimit(float(cfg["max_minutes"]))] if cfg["max_minutes"] else []
     trainer = WeightedTrainer(
         model=model,
         args=args,
@@ -420,7 +412,7 @@ def stage_records(task_name: str, mode: str, train_file, params: dict, data_dir=
     from tripost.tasks import Example, task_from_params
 
     if mode == "sft":
-        cfg = section(params, "sft", task_name)
+        cfg = train_config(params, "sft", task_name)
         task = task_from_params(params, task_name)
         rows = read_jsonl(train_file)
         examples = [Example.from_dict(r) for r in rows]
@@ -432,13 +424,13 @@ def stage_records(task_name: str, mode: str, train_file, params: dict, data_dir=
                 exclude |= {r["question"] for r in read_jsonl(f)}
         dcfg = section(params, "data", task_name) if "data" in params else {}
         buckets = (dcfg.get("buckets") or {}).get("seen")
-        extra = extra_sft_examples(task, int(cfg.get("extra_examples", 0) or 0), buckets, exclude)
+        extra = extra_sft_examples(task, int(cfg["extra_examples"] or 0), buckets, exclude)
         return sft_records(task, examples + extra), cfg
     if mode == "tripost":
-        cfg = section(params, "train", task_name)
+        cfg = train_config(params, "train", task_name)
         # the run seed (params `seed`, the one `dvc exp run -S seed=N` sets) shifts the iteration's
         # data order and initialisation noise; M0 (mode sft) stays fixed across seeds
-        cfg["seed"] = int(cfg.get("seed", TRAIN_DEFAULTS["seed"])) + int(params.get("seed", 0))
+        cfg["seed"] = int(cfg["seed"]) + int(params["seed"])
         return read_jsonl(train_file), cfg
     raise ValueError(f"mode must be 'sft' or 'tripost', got {mode!r}")
 
@@ -452,7 +444,6 @@ def run_stage(task_name: str, mode: str, train_file, output_dir, params: dict, i
 
     records, cfg = stage_records(task_name, mode, train_file, params)
     model_cfg = section(params, "model", task_name)
-    cfg = {**cfg, "device": model_cfg.get("device", "auto"), "dtype": model_cfg.get("dtype", "auto")}
     output_dir = Path(output_dir)
     if not records:
         # Nothing survived processing (the original stops its loop: "Not enough training data"):
@@ -478,7 +469,7 @@ def run_stage(task_name: str, mode: str, train_file, output_dir, params: dict, i
     model, tok = make_model(model_cfg, texts=[r["prompt"] + r["completion"] for r in records],
                             init_model=init_model or None, work_dir=work_dir)
     metrics = train(model, tok, records, output_dir, cfg, checkpoint_dir=ckpt_dir)
-    if model_cfg.get("adapter", "none") == "none":
+    if model_cfg["adapter"] == "none":
         shutil.rmtree(work_dir, ignore_errors=True)
     return metrics
 
@@ -492,13 +483,11 @@ def evaluate_stage(task_name: str, model_dir, test_file, params: dict) -> dict:
     from tripost.tasks import Example, task_from_params
 
     cfg = section(params, "sft", task_name)
-    gcfg = section(params, "generation", task_name)
     model, tok = load_for_inference(model_dir, **placement(params, task_name))
     examples = [Example.from_dict(r) for r in read_jsonl(test_file)]
     t0 = time.time()
     res = greedy_accuracy(model, tok, task_from_params(params, task_name), examples,
-                          max_new_tokens=int(cfg.get("eval_max_new_tokens", gcfg.get("max_new_tokens", 600))),
-                          batch_size=int(cfg.get("eval_batch_size", gcfg.get("batch_size", 32))))
+                          max_new_tokens=int(cfg["eval_max_new_tokens"]), batch_size=int(cfg["eval_batch_size"]))
     res["eval_wall_time_s"] = time.time() - t0
     write_json(Path(model_dir) / "greedy_accuracy.json", {k: v for k, v in res.items() if k != "predictions"})
     from tripost.io import write_jsonl

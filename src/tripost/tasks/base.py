@@ -31,7 +31,8 @@ class Example:
 class Task:
     """Base class. Subclasses set the class attributes and implement the abstract methods."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # the registry key: the module is tripost/tasks/<name>.py
+    label: ClassVar[str] = ""  # short name in tables and figures (e.g. "MSA"); "" = the name
     info: ClassVar[str] = ""  # text after "Let's think step by step." in every prompt
     default_buckets: ClassVar[dict[str, list[str]]]  # {"seen": [...], "unseen": [...]}
     shuffle_bigbench_choices: ClassVar[bool] = False  # shuffle task.json options (seeded) on load
@@ -84,6 +85,24 @@ class Task:
     def feedback(self, question: str, attempt: str) -> Feedback:
         """Scripted FBK: the first wrong step of `attempt` (step lines only), or 'all correct'."""
         raise NotImplementedError
+
+    def has_valid_content(self, question: str, attempt: str) -> bool:
+        """Filter 8 of the interaction (docs/method.md §2.4): whether the attempt's final answer is backed
+        by its steps. The default accepts every attempt: the scripted FBK already checks the final
+        response against the steps. Date understanding overrides it."""
+        return True
+
+    @staticmethod
+    def wrong_step(shown: list, label: str, segment: str, reason: str) -> Feedback:
+        """FBK's verdict "step `label` is wrong": `shown` are the steps the sentence lists as correct before
+        it (and the wrong step). The one place the reason is normalised (no trailing period)."""
+        text = formats.error_feedback_text(shown, label, segment, reason)
+        return Feedback(False, label, segment, reason.rstrip("."), text)
+
+    @staticmethod
+    def all_correct(steps: list) -> Feedback:
+        """FBK's verdict "every step is correct"."""
+        return Feedback(True, None, None, None, formats.correct_feedback_text(steps))
 
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
         """Scripted IMP: keep the steps before the wrong one verbatim, rewrite the rest correctly."""

@@ -47,7 +47,7 @@ def load_bigbench(path, task_name: str, strict: bool = False, options: dict | No
 
     Items the task cannot handle are skipped with one warning that counts them (the date solver
     abstains by design); `strict=True` raises on the first one instead. `options` are the task's
-    (params `data.per_task.<task>.options`; e.g. date understanding's `option_letters`).
+    (params `per_task.<task>.data.options`; e.g. date understanding's `option_letters`).
     """
     from tripost.tasks import get_task
 

@@ -1602,6 +1602,7 @@ class DateUnderstanding(Task):
     docs/small-model.md). Solving, parsing and checking read the format from the question."""
 
     name: ClassVar[str] = "date_understanding"
+    label: ClassVar[str] = "DU"
     info: ClassVar[str] = ""
     default_buckets: ClassVar[dict[str, list[str]]] = {"seen": ["1", "2"], "unseen": ["3", "4+"]}
     # BIG-Bench's task.json lists the right date first; the paper shuffled the options (seed 42).
@@ -1707,9 +1708,7 @@ class DateUnderstanding(Task):
         used = body + ([final] if final is not None else [])
 
         def error(step: Step, segment: str, reason: str) -> Feedback:
-            segment = " ".join(segment.split()) or step.line
-            text = formats.error_feedback_text(used, step.label, segment, reason)
-            return Feedback(False, step.label, segment, reason.rstrip("."), text)
+            return self.wrong_step(used, step.label, " ".join(segment.split()) or step.line, reason)
 
         for i, step in enumerate(body):
             if i >= len(gold):
@@ -1733,7 +1732,7 @@ class DateUnderstanding(Task):
             m = re.search(r"the answer is.*", final.text, re.I)
             segment = m.group(0) if m else final.text
             return error(final, segment, _right_option(plan))
-        return Feedback(True, None, None, None, formats.correct_feedback_text(used))
+        return self.all_correct(used)
 
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
         if feedback.is_correct:

@@ -1248,6 +1248,7 @@ def _sample_constraints(n: int, truth: tuple[int, ...], rng: random.Random) -> l
 # --------------------------------------------------------------------------------------------
 class LogicalDeduction(Task):
     name = "logical_deduction"
+    label = "LD"
     info = INFO
     default_buckets = {"seen": ["3", "5"], "unseen": ["7"]}
     BUCKETS = ("3", "5", "7")
@@ -1316,11 +1317,9 @@ class LogicalDeduction(Task):
         pb = _problem(question)
         _, err = _check(pb, steps)
         if err is None:
-            return Feedback(True, None, None, None, formats.correct_feedback_text(steps))
+            return self.all_correct(steps)
         i, segment, reason = err
-        label = steps[i].label
-        text = formats.error_feedback_text(steps[: i + 1], label, segment, reason)
-        return Feedback(False, label, segment, reason.rstrip("."), text)
+        return self.wrong_step(steps[: i + 1], steps[i].label, segment, reason)
 
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
         pb = _problem(question)

@@ -424,6 +424,7 @@ def _answer_in(text: str) -> tuple[int | None, str] | None:
 
 class MultistepArithmetic(Task):
     name = "multistep_arithmetic"
+    label = "MSA"
     info = INFO
     default_buckets = {
         "seen": ["l3d2", "l4d2", "l3d22", "l4d22"],
@@ -614,10 +615,9 @@ class MultistepArithmetic(Task):
         steps, _ = _steps_of(attempt)
         verdict = self._check(q, steps)
         if verdict.index is None:
-            return Feedback(True, None, None, None, formats.correct_feedback_text(steps))
+            return self.all_correct(steps)
         shown = steps + [Step(verdict.label, "")] if verdict.missing else steps
-        text = formats.error_feedback_text(shown, verdict.label, verdict.segment, verdict.reason)
-        return Feedback(False, verdict.label, verdict.segment, verdict.reason, text)
+        return self.wrong_step(shown, verdict.label, verdict.segment, verdict.reason)
 
     def _check(self, q: Expr, steps: list[Step]) -> _Verdict:
         """Visit the steps in order; the first failing check is the verdict."""

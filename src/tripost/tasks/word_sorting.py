@@ -620,6 +620,7 @@ def _first_error(gold, steps: list[Step]) -> tuple[int, str, str] | None:
 
 class WordSorting(Task):
     name = "word_sorting"
+    label = "WS"
     info = ""
     default_buckets = {"seen": ["2-3", "4-7"], "unseen": ["8-10", "11-15", "16-20"]}
 
@@ -677,12 +678,11 @@ class WordSorting(Task):
         steps = _attempt_steps(attempt)
         error = _first_error(_gold(tuple(parse_words(question))), steps)
         if error is None:
-            return Feedback(True, None, None, None, formats.correct_feedback_text(steps))
+            return self.all_correct(steps)
         i, segment, reason = error
         step = steps[i]
         context = [s for s in steps[:i] if s.label != step.label] + [step]  # repeated labels: theirs
-        text = formats.error_feedback_text(context, step.label, segment, reason)
-        return Feedback(False, step.label, segment, reason.rstrip("."), text)
+        return self.wrong_step(context, step.label, segment, reason)
 
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
         """Steps before the wrong one are kept verbatim and the scripted rationale continues from
