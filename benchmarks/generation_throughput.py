@@ -189,7 +189,8 @@ def bench_self_improve(task_name, path, args, peak):
     model, tok = load_for_inference(path)
     questions = [e.question for e in task_examples(task_name, args.n)]
     kw = dict(max_generation_calls=int(cfg["max_generation_calls"]),
-              max_new_tokens=int(args.si_max_new_tokens or cfg["max_new_tokens"]), batch_size=args.batch_size)
+              max_new_tokens=int(args.si_max_new_tokens or cfg["max_new_tokens"]), batch_size=args.batch_size,
+              seed=int(cfg["seed"]))
     generate(model, tok, [task.prompt(questions[0])], max_new_tokens=8)  # warm-up
     ours, t_ours = _timed(self_improve, task, questions, model, tok, generate_fn=generate, **kw)
     base, t_base = _timed(self_improve, task, questions, model, tok, generate_fn=plain_generate, **kw)

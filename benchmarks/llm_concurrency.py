@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from _common import machine, table  # noqa: E402
 from _fake_task import AddTask, fake_model_generate  # noqa: E402
+from _tiny import llm_backend, llm_client  # noqa: E402
 from fake_openai_server import FakeOpenAI  # noqa: E402
 
-from tripost.feedback import LLMBackend, LLMClient  # noqa: E402
 from tripost.interaction import collect  # noqa: E402
 from tripost.io import write_json  # noqa: E402
 from tripost.params import deep_merge, load_params  # noqa: E402
@@ -38,14 +38,14 @@ KEY_ENV = "TRIPOST_BENCH_LLM_KEY"
 
 
 def run(task, pool, srv, in_flight: int, work: Path) -> tuple[float, dict, str]:
-    client = LLMClient(base_url=srv.base_url, model="oracle", api_key_env=KEY_ENV, timeout=30.0,
+    client = llm_client(base_url=srv.base_url, model="oracle", api_key_env=KEY_ENV, timeout=30.0,
                        cache_dir=work / "cache", max_in_flight=in_flight)
     params = deep_merge(load_params(ROOT / "params.yaml"),
                         {"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 64,
                                                     "chunk_size": 64, "max_passes": 1, "max_data_length": 10**9,
                                                     "pool_limit": None}})
     t0 = time.perf_counter()
-    m = collect(task, pool, backend=LLMBackend(task, client, n_shots=2), params=params, iteration=1,
+    m = collect(task, pool, backend=llm_backend(task, client, n_shots=2), params=params, iteration=1,
                 out_dir=work / "out", progress=False,
                 generate_fn=fake_model_generate(task, kinds=("gold", "wrong", "wrong2")))
     wall = time.perf_counter() - t0

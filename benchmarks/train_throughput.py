@@ -79,7 +79,7 @@ def main() -> None:
 
     n = args.steps * args.batch_size
     recs = (task_records(n) if args.source == "tasks" else None) or synthetic_records(n)
-    tok = build_tokenizer([r["prompt"] + r["completion"] for r in recs])
+    tok = build_tokenizer([r["prompt"] + r["completion"] for r in recs], vocab_size=512)
     params = load_params(ROOT / "params.yaml")
     model_cfg = section(params, "model")
     rows = []

@@ -99,6 +99,14 @@ def main(argv=None) -> int:
     cache = out.parent / f"m0-{str(s.m0).strip('/').replace('/', '_')}-eval.json"
     if cache.exists():
         results["m0"] = json.loads(cache.read_text())
+    elif Path(s.m0).exists():  # M0's greedy answer (one call: its first attempt), cached for later probes
+        mdl, tk = load_for_inference(s.m0)
+        res = evaluate_self_improve(task, mdl, tk, test_all, {**ecfg, "max_generation_calls": 1})
+        preds = res.pop("predictions")
+        res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")} for p in preds]
+        res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg)
+        write_json(cache, res)
+        results["m0"] = res
     mdl, tk = load_for_inference(out / "model")
     res = evaluate_self_improve(task, mdl, tk, test_all, ecfg)
     preds = res.pop("predictions")

@@ -13,6 +13,26 @@ def repo_params(overrides: dict | None = None) -> dict:
     return deep_merge(load_params(Path(__file__).resolve().parent.parent / "params.yaml"), overrides or {})
 
 
+def edit_limits() -> dict:
+    """params.yaml's FBK/IMP limits for `tripost.interaction.edit` (rounds, attempt length)."""
+    cfg = repo_params()["interaction"]
+    return {"max_rounds": cfg["max_rounds"], "max_attempt_words": cfg["max_attempt_words"]}
+
+
+def llm_client(**overrides):
+    """The LLM client of params.yaml's `feedback_backend.llm`, with a test's `overrides` (its server, cache)."""
+    from tripost.feedback import LLMClient
+
+    return LLMClient.from_config(repo_params()["feedback_backend"]["llm"], **overrides)
+
+
+def llm_backend(task, client, **overrides):
+    """The LLM FBK/IMP of params.yaml's `feedback_backend.llm`, with `overrides` (e.g. fewer shots)."""
+    from tripost.feedback import LLMBackend
+
+    return LLMBackend.from_config(task, client, repo_params()["feedback_backend"]["llm"], **overrides)
+
+
 # params.yaml's model settings at a seconds-to-train size
 TINY = {**repo_params()["model"], "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
         "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 512}
@@ -52,7 +72,7 @@ def train_tiny(out_dir, n: int = 300, epochs: float = 3, seed: int = 0):
     from tripost.training import train
 
     recs = records(n, seed)
-    tok = build_tokenizer(texts(recs))
+    tok = build_tokenizer(texts(recs), vocab_size=512)
     model = build_tiny_llama(TINY, tok)
     metrics = train(model, tok, recs, out_dir, train_config(epochs=epochs, lr=3e-3, batch_size=16, warmup_ratio=0.1,
                                                             logging_steps=5, save_steps=1000))

@@ -20,6 +20,7 @@ PARAMS = repo_params({"seed": 0, "interaction": {"temperature": 1.0, "max_new_to
                                                  "pool_limit": None},
                        "processing": {"improvement_ratio": 1.5}, "train": {"section_weight": 1.5, "epochs": 4},
                        "baselines": {"si_demo": {"seed": 3}, "lmsi": {"k": 3, "temperature": 1.2, "pool_limit": None}}})
+SAMPLING = {k: PARAMS["interaction"][k] for k in ("max_new_tokens", "batch_size", "top_p")}
 
 
 def test_si_demo_rows_have_the_interaction_schema_and_process_like_tripost(tmp_path):
@@ -89,7 +90,7 @@ def test_lmsi_keeps_gold_and_fbk_correct_samples_deduplicated():
             out.append(Gen(_samples(task, q)[i % k].split("\nFeedback:")[0]))  # generation stops at Feedback
         return out
 
-    recs, stats = lmsi_records(task, pool, None, None, k, 1.2, seed=1, generate_fn=gen)
+    recs, stats = lmsi_records(task, pool, None, None, k, 1.2, seed=1, generate_fn=gen, **SAMPLING)
     assert calls == [(18, True, 1.2)]
     assert [r["completion"] for r in recs] == ["\n" + e.rationale for e in pool]  # one per question after dedup
     assert all(r == {"prompt": task.prompt(e.question), "completion": "\n" + e.rationale, "weighted": False,
@@ -97,7 +98,7 @@ def test_lmsi_keeps_gold_and_fbk_correct_samples_deduplicated():
     assert stats["kept"] == 3 and stats["rejected"]["duplicate"] == 6 and stats["rejected"]["wrong"] >= 3
     assert stats["rejected"]["format"] == 3 and stats["questions_with_kept_attempt"] == 3
 
-    recs, stats = lmsi_records(task, pool, None, None, k, 1.2, direct_answer=True, generate_fn=gen)
+    recs, stats = lmsi_records(task, pool, None, None, k, 1.2, 0, direct_answer=True, generate_fn=gen, **SAMPLING)
     direct = [r for r in recs if r["kind"] == "lmsi_direct"]
     assert len(direct) == 3 and direct[0]["prompt"] == f"Q: {pool[0].question}\nAnswer:"
     assert direct[0]["completion"] == f" So the answer is {pool[0].answer}."

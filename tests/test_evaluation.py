@@ -137,7 +137,7 @@ def test_self_improve_evaluation_with_a_real_tiny_model():
 
     task = get_task("multistep_arithmetic")
     exs = task.generate(2, "seen", seed=0) + task.generate(2, "unseen", seed=0)
-    tok = build_tokenizer([task.gold_text(e) for e in exs] * 3)
+    tok = build_tokenizer([task.gold_text(e) for e in exs] * 3, vocab_size=512)
     model = build_tiny_llama(TINY, tok)
     res = evaluate_self_improve(task, model, tok, exs, {"max_generation_calls": 2, "max_new_tokens": 12, "batch_size": 4,
                                                      "seed": 0})

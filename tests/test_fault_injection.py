@@ -59,11 +59,11 @@ def interact(out, base_url=None):
         return gen(*a, **k)
     backend = ScriptedBackend(task)
     if base_url:  # FBK/IMP through the local OpenAI-compatible server, 8 requests in flight, cached
-        from tripost.feedback import LLMBackend, LLMClient
-        client = LLMClient(base_url=base_url, model="oracle", api_key_env="TRIPOST_FI_KEY", timeout=5, max_retries=3,
+        from _tiny import llm_backend, llm_client
+        client = llm_client(base_url=base_url, model="oracle", api_key_env="TRIPOST_FI_KEY", timeout=5, max_retries=3,
                            backoff_initial=0.001, backoff_max=0.01, cache_dir=os.path.join(out, "llm-cache"),
                            max_in_flight=8)
-        backend = LLMBackend(task, client, n_shots=2)
+        backend = llm_backend(task, client, n_shots=2)
     collect(task, task.generate(12, "seen", seed=7), backend=backend, params=INTERACT_PARAMS,
             iteration=1, out_dir=out, generate_fn=slow_generate, progress=False)
 
@@ -87,7 +87,7 @@ def training(out, kill_in_save):
             return real_save(self, *a, **k)
         Trainer._save_checkpoint = save
     recs = records(32)
-    tok = build_tokenizer(texts(recs))
+    tok = build_tokenizer(texts(recs), vocab_size=512)
     torch.manual_seed(0)
     train(build_tiny_llama(TINY, tok), tok, recs, out, TRAIN_CFG)
 

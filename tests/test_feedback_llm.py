@@ -8,10 +8,10 @@ import json
 import pytest
 
 from _fake_task import AddTask, fake_model_generate
-from _tiny import repo_params
+from _tiny import edit_limits, llm_backend, llm_client, repo_params
 from fake_openai_server import FakeOpenAI, first_attempt_faults
 from tripost import formats
-from tripost.feedback import (LLMBackend, LLMClient, LLMError, ScriptedBackend, fbk_prompt, fewshot_examples, imp_prompt,
+from tripost.feedback import (LLMError, ScriptedBackend, fbk_prompt, fewshot_examples, imp_prompt,
                               make_backend, parse_fbk_reply, parse_imp_reply, prefix_steps)
 from tripost.interaction import collect, edit
 
@@ -33,16 +33,16 @@ def key(monkeypatch):
 
 def client(srv, cache, api="chat", **kw):
     args = dict(base_url=srv.base_url, model="oracle", api_key_env=KEY_ENV, api=api, timeout=0.5, max_retries=4,
-                backoff_initial=0.001, backoff_max=0.005, cache_dir=cache)
+                backoff_initial=0.001, backoff_max=0.005, cache_dir=cache, max_in_flight=1)
     args.update(kw)
-    return LLMClient(**args)
+    return llm_client(**args)
 
 
 # ------------------------------------------------------------------------------------- prompts, parsers
 
 
 def test_prompts_use_the_spec_formats(task):
-    shots = fewshot_examples(task, 2)
+    shots = fewshot_examples(task, 2, seed=1234)
     assert len(shots) == 2 and all(not s.feedback.is_correct for s in shots)
     p = fbk_prompt(task, "1 + 2 + 3 =", A_W2, shots)
     assert p.endswith(f"Q: 1 + 2 + 3 =\nAnswer: Let's think step by step.\n{A_W2}\nEarliest error step:")
@@ -88,9 +88,9 @@ def test_imp_reply_parsed_strictly():
 @pytest.mark.parametrize("api", ["chat", "completions"])
 def test_edit_through_the_server_matches_scripted(task, tmp_path, api):
     with FakeOpenAI(task, api_key=KEY) as srv:
-        backend = LLMBackend(task, client(srv, tmp_path / "cache", api=api), n_shots=2)
-        r = edit(task, backend, "1 + 2 + 3 =", "6", "\n" + A_W2)
-    s = edit(task, ScriptedBackend(task), "1 + 2 + 3 =", "6", "\n" + A_W2)
+        backend = llm_backend(task, client(srv, tmp_path / "cache", api=api), n_shots=2)
+        r = edit(task, backend, "1 + 2 + 3 =", "6", "\n" + A_W2, **edit_limits())
+    s = edit(task, ScriptedBackend(task), "1 + 2 + 3 =", "6", "\n" + A_W2, **edit_limits())
     assert r.status == "edited" and (r.attempts, r.feedbacks) == (s.attempts, s.feedbacks)
     assert srv.requests == 2 and backend.metrics.calls == 2 and backend.metrics.prompt_tokens > 0
 
@@ -106,11 +106,11 @@ def _collect(task, backend, out, pool):
 def test_faults_are_retried_and_the_data_equals_a_clean_run(task, tmp_path):
     pool = task.generate(8, "seen", seed=11)
     with FakeOpenAI(task, api_key=KEY) as srv:
-        clean = _collect(task, LLMBackend(task, client(srv, tmp_path / "c1"), n_shots=2), tmp_path / "clean", pool)
+        clean = _collect(task, llm_backend(task, client(srv, tmp_path / "c1"), n_shots=2), tmp_path / "clean", pool)
     assert clean["llm"]["failures"] == {} and clean["edited"] > 0
     kinds = ("429", "500", "timeout", "garbage", "nochoices", "503", "drop")
     with FakeOpenAI(task, api_key=KEY, faults=first_attempt_faults(kinds), slow_seconds=0.8) as srv:
-        faulty = _collect(task, LLMBackend(task, client(srv, tmp_path / "c2"), n_shots=2), tmp_path / "faulty", pool)
+        faulty = _collect(task, llm_backend(task, client(srv, tmp_path / "c2"), n_shots=2), tmp_path / "faulty", pool)
         assert set(srv.seen_fault_kinds) == set(kinds)
     assert (tmp_path / "faulty" / "trajectories.jsonl").read_bytes() == (tmp_path / "clean" / "trajectories.jsonl").read_bytes()
     llm = faulty["llm"]
@@ -128,11 +128,11 @@ def test_concurrent_editing_is_faster_and_byte_identical_with_faults(task, tmp_p
     benchmarks/llm_concurrency.py)."""
     pool = task.generate(16, "seen", seed=13)
     with FakeOpenAI(task, api_key=KEY, latency=0.3) as srv:
-        seq = _collect(task, LLMBackend(task, client(srv, tmp_path / "c1"), n_shots=2), tmp_path / "seq", pool)
+        seq = _collect(task, llm_backend(task, client(srv, tmp_path / "c1"), n_shots=2), tmp_path / "seq", pool)
         assert srv.max_active == 1
     kinds = ("429", "500", "timeout", "503")
     with FakeOpenAI(task, api_key=KEY, latency=0.3, faults=first_attempt_faults(kinds), slow_seconds=0.8) as srv:
-        conc = _collect(task, LLMBackend(task, client(srv, tmp_path / "c2", max_in_flight=16, timeout=2.0,
+        conc = _collect(task, llm_backend(task, client(srv, tmp_path / "c2", max_in_flight=16, timeout=2.0,
                                                       backoff_max=0.01), n_shots=2), tmp_path / "conc", pool)
         overlap = srv.max_active
     assert seq["llm"]["calls"] > 10 and conc["edited"] == seq["edited"] > 0
@@ -160,25 +160,25 @@ def test_retry_after_is_honoured_and_requests_are_paced(task, tmp_path):
 def test_rerun_from_cache_makes_no_calls(task, tmp_path, monkeypatch):
     pool = task.generate(6, "seen", seed=12)
     with FakeOpenAI(task, api_key=KEY) as srv:
-        first = _collect(task, LLMBackend(task, client(srv, tmp_path / "cache"), n_shots=2), tmp_path / "a", pool)
+        first = _collect(task, llm_backend(task, client(srv, tmp_path / "cache"), n_shots=2), tmp_path / "a", pool)
         url = srv.base_url
     assert first["llm"]["calls"] > 0
     monkeypatch.delenv(KEY_ENV)  # a fully cached rerun needs neither the server nor the key
-    c = LLMClient(base_url=url, model="oracle", api_key_env=KEY_ENV, cache_dir=tmp_path / "cache", timeout=0.2,
-                  max_retries=0)
-    again = _collect(task, LLMBackend(task, c, n_shots=2), tmp_path / "b", pool)
+    c = llm_client(base_url=url, model="oracle", api_key_env=KEY_ENV, cache_dir=tmp_path / "cache", timeout=0.2,
+                   max_retries=0, max_in_flight=1)
+    again = _collect(task, llm_backend(task, c, n_shots=2), tmp_path / "b", pool)
     assert again["llm"]["calls"] == 0 and again["llm"]["cache_hits"] == first["llm"]["requests"]
     assert (tmp_path / "a" / "trajectories.jsonl").read_bytes() == (tmp_path / "b" / "trajectories.jsonl").read_bytes()
 
 
 def test_garbage_content_drops_the_trajectory(task, tmp_path):
     with FakeOpenAI(task, api_key=KEY, faults=lambda n, p: "content:The answer looks fine to me!") as srv:
-        backend = LLMBackend(task, client(srv, tmp_path / "cache"), n_shots=2)
-        r = edit(task, backend, "1 + 2 + 3 =", "6", "\n" + A_W2)
+        backend = llm_backend(task, client(srv, tmp_path / "cache"), n_shots=2)
+        r = edit(task, backend, "1 + 2 + 3 =", "6", "\n" + A_W2, **edit_limits())
     assert (r.status, r.filter) == ("dropped", "fbk_error") and backend.metrics.unparsable == {"fbk": 1}
     with FakeOpenAI(task, api_key=KEY, faults=lambda n, p: "content:Sure, here you go." if "Updated Answer" in p.split("\n\n")[-1] else None) as srv:
-        backend = LLMBackend(task, client(srv, tmp_path / "cache2"), n_shots=2)
-        r = edit(task, backend, "1 + 2 + 3 =", "6", "\n" + A_W2)
+        backend = llm_backend(task, client(srv, tmp_path / "cache2"), n_shots=2)
+        r = edit(task, backend, "1 + 2 + 3 =", "6", "\n" + A_W2, **edit_limits())
     assert (r.status, r.filter) == ("dropped", "imp_not_legit") and backend.metrics.unparsable == {"imp": 1}
 
 
@@ -222,7 +222,8 @@ def test_a_reply_with_a_lone_surrogate_is_cached_and_judged_not_fatal(task, tmp_
         text = c.complete("hello", temperature=0.0)
         assert text == "Step (1) is \ufffd fine" and c.metrics.invalid_unicode_replies == 1
         assert c.complete("hello", temperature=0.0) == text and srv.requests == 1  # from the cache
-        r = edit(task, LLMBackend(task, client(srv, tmp_path / "cache2"), n_shots=1), "1 + 2 + 3 =", "6", A_W2)
+        r = edit(task, llm_backend(task, client(srv, tmp_path / "cache2"), n_shots=1), "1 + 2 + 3 =", "6", A_W2,
+                 **edit_limits())
     assert (r.status, r.filter) == ("dropped", "fbk_error")
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from _fake_task import AddTask, Gen
-from tripost.inference import clean_completion, self_improve
+from _tiny import repo_params
+from tripost.inference import clean_completion
+from tripost.inference import self_improve as _self_improve
+
+EVAL = repo_params()["evaluation"]  # params.yaml's test-time settings, as the evaluate stage passes them
+
+
+def self_improve(task, questions, *args, **kw):
+    settings = {k: EVAL[k] for k in ("max_generation_calls", "max_new_tokens", "batch_size", "seed")}
+    return _self_improve(task, questions, *args, **{**settings, **kw})
 
 Q1, Q2, Q3, Q4 = "1 + 2 + 3 =", "2 + 2 + 2 =", "5 + -1 + 1 =", "4 + 4 + 1 ="
 A_WRONG = "(1) Let's calculate 1 + 2 = 4.\n(2) Let's calculate 4 + 3 = 7.\n(Final response) So the answer is 7."
@@ -134,7 +143,7 @@ def test_real_tiny_model_runs_the_loop(tmp_path):
 
     task = AddTask()
     texts = [task.prompt(q) + "\n" + task.solve(q) + f"\nFeedback: {FB_OK}\n{UPD}" for q in (Q1, Q2, Q3, Q4)]
-    tok = build_tokenizer(texts * 5)
+    tok = build_tokenizer(texts * 5, vocab_size=512)
     model = build_tiny_llama(TINY, tok).eval()
     rs = self_improve(task, [Q1, Q2, Q3], model, tok, max_generation_calls=3, max_new_tokens=12, batch_size=4)
     assert len(rs) == 3

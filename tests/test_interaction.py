@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from _fake_task import AddTask, fake_model_generate
-from _tiny import repo_params
+from _tiny import edit_limits, repo_params
 from tripost import formats
 from tripost.feedback import ScriptedBackend
 from tripost.interaction import FILTERS, clean_prediction, collect, edit, legit_update, progressed, trajectory_text
@@ -60,7 +60,7 @@ class Stub(ScriptedBackend):
 
 
 def run(task, prediction, backend=None, **kw):
-    return edit(task, backend or ScriptedBackend(task), Q, GOLD, prediction, **kw)
+    return edit(task, backend or ScriptedBackend(task), Q, GOLD, prediction, **{**edit_limits(), **kw})
 
 
 # ------------------------------------------------------------------------------------------- editing
@@ -222,9 +222,10 @@ def test_filter_8_invalid_content(task):
             return "3 + 3 = 6" not in attempt
 
     t = Strict()
-    r = edit(t, ScriptedBackend(t), Q, GOLD, "\n" + A_RIGHT)
+    r = edit(t, ScriptedBackend(t), Q, GOLD, "\n" + A_RIGHT, **edit_limits())
     assert (r.status, r.filter) == ("dropped", "invalid_content")
-    r = edit(t, ScriptedBackend(t), Q, GOLD, "\n" + A_W1)  # the improved attempt lacks valid content
+    r = edit(t, ScriptedBackend(t), Q, GOLD, "\n" + A_W1,
+             **edit_limits())  # the improved attempt lacks valid content
     assert (r.status, r.filter, r.needed_editing) == ("dropped", "invalid_content", True)
 
 

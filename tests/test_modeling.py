@@ -16,7 +16,7 @@ from tripost.modeling import (build_tiny_llama, build_tokenizer, load_for_infere
 def test_tokenizer_digits_specials_and_offline_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
-    tok = build_tokenizer(texts(records(200)))
+    tok = build_tokenizer(texts(records(200)), vocab_size=512)
     s = "Q: ((-12 + 345) * 6) =\nAnswer: Let's think step by step."
     toks = tok.tokenize("12345 678")
     assert [t for t in toks if t.strip("Ġ")][:5] == ["1", "2", "3", "4", "5"]  # one digit per token
@@ -35,7 +35,7 @@ def test_tokenizer_digits_specials_and_offline_round_trip(tmp_path, monkeypatch)
 
 def test_model_save_load_round_trip_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    tok = build_tokenizer(texts(records(100)))
+    tok = build_tokenizer(texts(records(100)), vocab_size=512)
     model = build_tiny_llama(TINY, tok).eval()
     assert model.config.vocab_size == len(tok) and model.config.hidden_size == TINY["hidden_size"]
     save_checkpoint(model, tok, tmp_path / "m")
@@ -105,7 +105,7 @@ def test_qlora_on_cpu_trains_and_adapter_reloads(tmp_path, monkeypatch):
 def test_char_tokenizer_round_trip(tmp_path):
     from transformers import AutoTokenizer
 
-    tok = build_tokenizer(["List: apple banana"], kind="char")
+    tok = build_tokenizer(["List: apple banana"], kind="char", vocab_size=512)
     s = "Q: Sort zebra yak\nFeedback: Step (1) is correct."  # characters unseen in the texts
     ids = tok(s)["input_ids"]
     assert ids[0] == tok.bos_token_id and len(ids) == len(s) + 1
@@ -129,7 +129,7 @@ def test_zero_epochs_is_an_error_not_an_untrained_model(tmp_path):
     from tripost.training import train
 
     recs = records(8)
-    tok = build_tokenizer(texts(recs))
+    tok = build_tokenizer(texts(recs), vocab_size=512)
     with pytest.raises(ValueError, match="epochs > 0 or max_steps > 0"):
         train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "out", train_config(epochs=0))
     assert not (tmp_path / "out" / "model.safetensors").exists()

@@ -17,6 +17,31 @@ def test_section_merges_per_task_overrides():
         section(params, "nope")
 
 
+def test_the_trace_records_each_setting_read_with_its_stage(tmp_path, monkeypatch):
+    """TRIPOST_PARAMS_TRACE: the record the DVC-dependency test compares with dvc.yaml."""
+    import json
+
+    import tripost.params as tp
+
+    trace = tmp_path / "trace.jsonl"
+    monkeypatch.setattr(tp, "_traced", set())
+    monkeypatch.setenv("DVC_STAGE", "evaluate@x")
+    monkeypatch.setenv(tp.TRACE_ENV, str(trace))
+    params = load_params(ROOT / "params.yaml")
+    cfg = section(params, "evaluation", "word_sorting")
+    cfg["batch_size"], cfg["batch_size"], cfg.get("max_new_tokens"), params["seed"]
+    with pytest.raises(KeyError, match="evaluation.nope is not set"):
+        cfg["nope"]
+    spread = {**section(params, "generation")}  # reading a whole section (spread, copy, dump) records it
+    reads = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert {r["stage"] for r in reads} == {"evaluate@x"}
+    assert [r["key"] for r in reads][:5] == ["per_task.word_sorting.evaluation", "evaluation.batch_size",
+                                             "evaluation.max_new_tokens", "seed", "generation"]
+    assert spread == params["generation"]
+    monkeypatch.delenv(tp.TRACE_ENV)  # unset: nothing recorded, plain dicts
+    assert type(load_params(ROOT / "params.yaml")) is dict
+
+
 def test_deep_merge_does_not_mutate():
     a = {"x": {"y": 1, "z": 2}}
     assert deep_merge(a, {"x": {"y": 3}}) == {"x": {"y": 3, "z": 2}}

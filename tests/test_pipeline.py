@@ -18,9 +18,16 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 
 
-def run(cmd, cwd):
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1")
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+TRACE = "params-trace.jsonl"  # every params setting each stage of the fixture's repro read (tripost.params)
+
+
+def _env(**extra):
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1",
+                **extra)
+
+
+def run(cmd, cwd, **env):
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(**env), capture_output=True, text=True)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
     return proc.stdout + proc.stderr
 
@@ -28,18 +35,19 @@ def run(cmd, cwd):
 @pytest.fixture(scope="module")
 def smoke_repo(tmp_path_factory):
     repo = pipeline_workspace(tmp_path_factory.mktemp("smoke"), "smoke")
-    _killed_repro(repo, repo / "interactions" / "multistep_arithmetic" / "ft" / "generations.jsonl")
-    run(["dvc", "repro"], repo)  # resumes: no lock, torn file or orphaned kernel is left to clean by hand
+    trace = {"TRIPOST_PARAMS_TRACE": str(repo / TRACE)}
+    _killed_repro(repo, repo / "interactions" / "multistep_arithmetic" / "ft" / "generations.jsonl", trace)
+    run(["dvc", "repro"], repo, **trace)  # resumes: no lock, torn file or orphaned kernel is left to clean by hand
     return repo
 
 
-def _killed_repro(repo, marker, timeout=1800):
+def _killed_repro(repo, marker, env_extra, timeout=1800):
     """`dvc repro`, SIGKILLed (dvc and its process group) once `marker` exists: mid-way through the
     first interaction. The stage's kernel dies with dvc (tripost.lifeline)."""
     import signal
     import time
 
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1", HF_HUB_OFFLINE="1")
+    env = _env(**env_extra)
     log = repo / "killed-repro.log"
     with log.open("w") as f:
         proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, start_new_session=True, stdout=f, stderr=f)
@@ -86,6 +94,44 @@ def test_smoke_pipeline_writes_the_table_metrics_and_figures(smoke_repo):
         assert (smoke_repo / "reports" / "figures" / f"{fig}.png").read_bytes()[:4] == b"\x89PNG"
     executed = sorted(p.name for p in (smoke_repo / "artifacts" / "notebooks").glob("*.ipynb"))
     assert "figures.ipynb" in executed and any(n.startswith("interact-") for n in executed)
+
+
+def undeclared_params(lock: dict, reads: list[dict]) -> dict[str, set[str]]:
+    """stage -> the params settings it read (traced) that its declared params (dvc.lock: dvc.yaml's
+    `params` with `${item}` resolved) do not cover. A declared `a.b` covers `a.b` and `a.b.*`."""
+    out: dict[str, set[str]] = {}
+    for r in reads:
+        if not r["stage"]:
+            continue
+        declared = (lock["stages"][r["stage"]].get("params") or {}).get("params.yaml", {})
+        if not any(r["key"] == d or r["key"].startswith(d + ".") for d in declared):
+            out.setdefault(r["stage"], set()).add(r["key"])
+    return out
+
+
+def _lock_and_reads(repo):
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    reads = [json.loads(line) for line in (repo / TRACE).read_text().splitlines()]
+    return lock, reads
+
+
+def test_every_stage_declares_the_params_it_reads(smoke_repo):
+    """Derived, not listed: every setting a stage's process read during the repro (its notebook and the
+    src/ code it calls) is among the params the stage declares, so changing it reruns the stage."""
+    lock, reads = _lock_and_reads(smoke_repo)
+    stages = {r["stage"].split("@")[0] for r in reads if r["stage"]}
+    assert {"prepare", "sft", "interact", "process", "train", "evaluate", "si_demo_data", "lmsi_data"} <= stages
+    assert undeclared_params(lock, reads) == {}
+
+
+@pytest.mark.parametrize("stage, key", [("process@multistep_arithmetic-tripost_t1", "interaction.min_data_length"),
+                                        ("evaluate@multistep_arithmetic-ft", "evaluation"),
+                                        ("sft@multistep_arithmetic", "per_task.multistep_arithmetic"),
+                                        ("interact@multistep_arithmetic-source0", "processing.improvement_ratio")])
+def test_the_params_check_fails_when_a_declared_setting_is_removed(smoke_repo, stage, key):
+    lock, reads = _lock_and_reads(smoke_repo)
+    del lock["stages"][stage]["params"]["params.yaml"][key]
+    assert stage in undeclared_params(lock, reads)
 
 
 def test_smoke_pipeline_edits_real_trajectories_and_trains_real_iterations(smoke_repo):

@@ -169,7 +169,7 @@ def test_records_train_with_weights_from_feedback(task):
     from tripost.training import encode_record
 
     recs = turn_records(task, row("1 + 2 =", "edited", [A1, A3], [F1, OK]))
-    tok = build_tokenizer(texts(recs) * 3)
+    tok = build_tokenizer(texts(recs) * 3, vocab_size=512)
     enc = encode_record(tok, recs[0], section_weight=1.5, mask_prompt=False)
     assert enc["weights"][0] == 1.0 and enc["weights"][-1] == 1.5
     enc = encode_record(tok, turn_records(task, row("1 + 2 =", "direct_correct", [A3], [OK]))[0], section_weight=1.5,

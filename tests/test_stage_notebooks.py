@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from _fake_task import AddTask, fake_model_generate
-from _tiny import repo_params
+from _tiny import llm_backend, llm_client, repo_params
 from fake_openai_server import FakeOpenAI, first_attempt_faults
-from tripost.feedback import LLMBackend, LLMClient, save_llm_metrics
+from tripost.feedback import save_llm_metrics
 from tripost.interaction import collect
 from tripost.io import read_jsonl
 from tripost.processing import run
@@ -45,10 +45,10 @@ def test_stage_outputs_never_contain_the_key(tmp_path, monkeypatch, max_in_fligh
                           "feedback_backend": {"backend": "llm", "llm": {"api_key_env": KEY_ENV}}})
     out = tmp_path / "iterations" / "fake_add" / "t1"
     with FakeOpenAI(task, api_key=KEY, faults=first_attempt_faults(("429", "500")), latency=0.02) as srv:
-        client = LLMClient(base_url=srv.base_url, model="oracle", api_key_env=KEY_ENV, timeout=1, max_retries=3,
+        client = llm_client(base_url=srv.base_url, model="oracle", api_key_env=KEY_ENV, timeout=1, max_retries=3,
                            backoff_initial=0.001, backoff_max=0.01, cache_dir=tmp_path / "cache",
                            max_in_flight=max_in_flight)
-        backend = LLMBackend(task, client, n_shots=2)
+        backend = llm_backend(task, client, n_shots=2)
         m = collect(task, pool, backend=backend, params=params, iteration=1, out_dir=out,
                     generate_fn=fake_model_generate(task), progress=False)
         save_llm_metrics(out / "llm_metrics.json", backend)
@@ -68,7 +68,7 @@ def tiny_model_dir(tmp_path_factory):
 
     task = get_task("multistep_arithmetic")
     exs = task.generate(6, "seen", seed=0)
-    tok = build_tokenizer([task.gold_text(e) for e in exs] * 3)
+    tok = build_tokenizer([task.gold_text(e) for e in exs] * 3, vocab_size=512)
     model = build_tiny_llama(TINY, tok)
     d = tmp_path_factory.mktemp("model") / "m"
     save_checkpoint(model, tok, d)

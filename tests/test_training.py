@@ -16,7 +16,7 @@ from tripost.training import IGNORE, WeightedCollator, encode_record, sft_record
 
 @pytest.fixture(scope="module")
 def tok():
-    return build_tokenizer(texts(records(200)))
+    return build_tokenizer(texts(records(200)), vocab_size=512)
 
 
 def _pieces(tok, ids):
@@ -124,7 +124,7 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path):
     from tripost.training import train
 
     recs = records(64)
-    tok = build_tokenizer(texts(recs))
+    tok = build_tokenizer(texts(recs), vocab_size=512)
     cfg = train_config(max_steps=6, lr=1e-3, batch_size=8, save_steps=3, logging_steps=1, keep_checkpoints=True)
     m1 = train(build_tiny_llama(TINY, tok), tok, recs, tmp_path, cfg)
     assert m1["steps"] == 6 and (tmp_path / "checkpoints" / "checkpoint-6").exists()
@@ -150,7 +150,7 @@ def save_to_json(self, path):
     real(self, path)
 TrainerState.save_to_json = save_to_json
 recs = records(64)
-tok = build_tokenizer(texts(recs))
+tok = build_tokenizer(texts(recs), vocab_size=512)
 train(build_tiny_llama(TINY, tok), tok, recs, {out!r}, {cfg!r})
 """
 
@@ -175,7 +175,7 @@ def test_a_kill_during_a_checkpoint_save_does_not_block_the_rerun(tmp_path):
     assert torn.exists() and not (torn / "trainer_state.json").exists()
 
     recs = records(64)
-    tok = build_tokenizer(texts(recs))
+    tok = build_tokenizer(texts(recs), vocab_size=512)
     m = train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "run", cfg)
     assert m["resumed_from"].endswith("checkpoint-3") and m["steps"] == 9
     ref = train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "ref", cfg)
@@ -237,7 +237,7 @@ def test_a_checkpoint_half_removed_by_a_killed_cleanup_is_not_resumed_from(tmp_p
     from tripost.training import last_complete_checkpoint, remove_dir, train
 
     recs = records(32)
-    tok = build_tokenizer(texts(recs))
+    tok = build_tokenizer(texts(recs), vocab_size=512)
     cfg = train_config(max_steps=4, lr=1e-3, batch_size=4, save_steps=2, logging_steps=1, seed=5)
     train(build_tiny_llama(TINY, tok), tok, recs, tmp_path / "run", {**cfg, "keep_checkpoints": True})
     ckpt = tmp_path / "run" / "checkpoints" / "checkpoint-4"

@@ -124,8 +124,8 @@ def _default_generate(*args, **kwargs):
     return generate(*args, **kwargs)
 
 
-def lmsi_records(task, examples, model, tokenizer, k: int, temperature: float, seed: int = 0, *,
-                 max_new_tokens: int = 512, batch_size: int = 32, top_p: float = 1.0, backend=None,
+def lmsi_records(task, examples, model, tokenizer, k: int, temperature: float, seed: int, *,
+                 max_new_tokens: int, batch_size: int, top_p: float, backend=None,
                  direct_answer: bool = False, generate_fn: Callable | None = None,
                  progress: bool = False) -> tuple[list[dict], dict]:
     """k sampled attempts per question from M0 -> (SFT records, stats).

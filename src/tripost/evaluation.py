@@ -17,7 +17,7 @@ def _frac(xs: list[bool]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def greedy_accuracy(model, tokenizer, task, examples, *, max_new_tokens: int, batch_size: int = 32,
+def greedy_accuracy(model, tokenizer, task, examples, *, max_new_tokens: int, batch_size: int,
                     progress: bool = False) -> dict:
     """Greedy single-attempt accuracy on `examples` (tripost.tasks.Example).
 

@@ -170,8 +170,8 @@ class LLMBackend(Backend):
 
     name = "llm"
 
-    def __init__(self, task, client: "LLMClient", *, fbk_temperature=0.0, imp_temperature=0.7, n_shots=3,
-                 shot_seed=1234):
+    def __init__(self, task, client: "LLMClient", *, fbk_temperature: float, imp_temperature: float,
+                 n_shots: int, shot_seed: int):
         super().__init__(task)
         self.client = client
         self.metrics = client.metrics
@@ -210,6 +210,14 @@ class LLMBackend(Backend):
             self.metrics.count("unparsable", "imp")
         return new
 
+    @classmethod
+    def from_config(cls, task, client: "LLMClient", llm: dict, **overrides) -> "LLMBackend":
+        """The backend params' `feedback_backend.llm` settings describe (`overrides` win)."""
+        cfg = {**llm, **overrides}
+        return cls(task, client, fbk_temperature=float(cfg["fbk_temperature"]),
+                   imp_temperature=float(cfg["imp_temperature"]), n_shots=int(cfg["n_shots"]),
+                   shot_seed=int(cfg["shot_seed"]))
+
     def close(self):
         self.client.close()
 
@@ -246,29 +254,8 @@ def make_backend(task, params: dict, *, cache_dir: str | Path | None = None) -> 
         raise ValueError(f"feedback_backend.backend must be 'scripted' or 'llm', got {kind!r}")
     check_llm_key(params, task.name)
     llm = cfg["llm"]
-    client = LLMClient(
-        base_url=llm["base_url"],
-        model=llm["model"],
-        api_key_env=llm["api_key_env"],
-        api=llm["api"],
-        max_tokens=int(llm["max_tokens"]),
-        timeout=float(llm["timeout"]),
-        max_retries=int(llm["max_retries"]),
-        backoff_initial=float(llm["backoff_initial"]),
-        backoff_max=float(llm["backoff_max"]),
-        cache_dir=cache_dir or llm["cache_dir"],
-        max_in_flight=int(llm["max_in_flight"]),
-        requests_per_minute=llm["requests_per_minute"],
-        price_per_million=llm["price_per_million"],
-    )
-    return LLMBackend(
-        task,
-        client,
-        fbk_temperature=float(llm["fbk_temperature"]),
-        imp_temperature=float(llm["imp_temperature"]),
-        n_shots=int(llm["n_shots"]),
-        shot_seed=int(llm["shot_seed"]),
-    )
+    client = LLMClient.from_config(llm, **({"cache_dir": cache_dir} if cache_dir else {}))
+    return LLMBackend.from_config(task, client, llm)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,7 +270,7 @@ class Shot:
     improved: str
 
 
-def fewshot_examples(task, n: int, seed: int = 1234) -> list[Shot]:
+def fewshot_examples(task, n: int, seed: int) -> list[Shot]:
     """`n` few-shot demonstrations of our own, built from the task (gold -> corrupt -> FBK -> IMP)."""
     if n <= 0:
         return []
@@ -426,12 +413,10 @@ def request_key(request: dict) -> str:
 class LLMClient:
     """One completion at a time through `openai`, with a disk cache and tenacity retries."""
 
-    def __init__(self, *, base_url: str, model: str, api_key_env: str, api: str = "chat",
-                 max_tokens: int = 1024, timeout: float = 60.0, max_retries: int = 6,
-                 backoff_initial: float = 1.0, backoff_max: float = 60.0,
-                 cache_dir: str | Path = "cache/llm", stop: tuple[str, ...] = (END,),
-                 max_in_flight: int = 1, requests_per_minute: float | None = None,
-                 price_per_million: dict | None = None):
+    def __init__(self, *, base_url: str, model: str, api_key_env: str, api: str, max_tokens: int,
+                 timeout: float, max_retries: int, backoff_initial: float, backoff_max: float,
+                 cache_dir: str | Path, max_in_flight: int, requests_per_minute: float | None,
+                 price_per_million: dict | None, stop: tuple[str, ...] = (END,)):
         if api not in ("chat", "completions"):
             raise ValueError(f"api must be 'chat' or 'completions', got {api!r}")
         self.base_url = base_url
@@ -452,6 +437,17 @@ class LLMClient:
         self._client_lock = threading.Lock()
         self._pace_lock = threading.Lock()
         self._next_slot = 0.0
+
+    SETTINGS = ("base_url", "model", "api_key_env", "api", "max_tokens", "timeout", "max_retries",
+                "backoff_initial", "backoff_max", "cache_dir", "max_in_flight", "requests_per_minute",
+                "price_per_million")
+
+    @classmethod
+    def from_config(cls, llm: dict, **overrides) -> "LLMClient":
+        """The client params' `feedback_backend.llm` settings describe (`overrides` win: a test's
+        server, a stage's cache folder)."""
+        cfg = {**llm, **overrides}
+        return cls(**{k: cfg[k] for k in cls.SETTINGS})
 
     # the client is built on the first cache miss: a fully cached rerun needs no key and no server
     def _openai(self):

@@ -159,13 +159,13 @@ def self_improve(
     model=None,
     tokenizer=None,
     *,
-    max_generation_calls: int = 3,
-    max_new_tokens: int = 512,
-    do_sample: bool = False,
+    max_generation_calls: int,
+    max_new_tokens: int,
+    batch_size: int,
+    seed: int,
+    do_sample: bool = False,  # greedy unless asked (sampling settings come from params.yaml)
     temperature: float = 1.0,
     top_p: float = 1.0,
-    batch_size: int = 32,
-    seed: int = 0,
     progress: bool = False,
     generate_fn: Callable | None = None,
 ) -> list[SelfImproveResult]:

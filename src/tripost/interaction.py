@@ -233,8 +233,8 @@ def _correct_text(attempt: str) -> str:
     return formats.correct_feedback_text(formats.parse_steps(attempt))
 
 
-def edit(task, backend, question: str, gold: str, prediction: str, *, max_rounds: int = 5,
-         max_attempt_words: int = 512) -> EditResult:
+def edit(task, backend, question: str, gold: str, prediction: str, *, max_rounds: int,
+         max_attempt_words: int) -> EditResult:
     """Edit one model prediction (the text after the prompt) into a trajectory, or drop it."""
     res = EditResult(status="dropped")
 
@@ -536,10 +536,14 @@ def interaction_metrics(rows: list[dict], *, task: str | None = None, iteration:
     }
 
 
-def inputs_fingerprint(params: dict, iteration: int, model_dir, pool_file) -> str:
-    """What a collection depends on (parameters, iteration, model files, question pool): a killed
-    run resumes from its partial files only while this is unchanged (see `collect(fingerprint=...)`)."""
+def inputs_fingerprint(params: dict, task: str, iteration: int, model_dir, pool_file) -> str:
+    """What `task`'s collection depends on (the settings it reads, per-task overrides merged; the
+    iteration, model files, question pool): a killed run resumes from its partial files only while
+    this is unchanged (see `collect(fingerprint=...)`)."""
     from tripost.io import fingerprint
+    from tripost.params import section
 
-    keys = ("seed", "interaction", "feedback_backend", "processing")
-    return fingerprint({k: params.get(k) for k in keys} | {"t": int(iteration)}, [model_dir, pool_file])
+    settings = {"seed": params["seed"], "interaction": section(params, "interaction", task),
+                "feedback_backend": section(params, "feedback_backend", task),
+                "improvement_ratio": section(params, "processing", task)["improvement_ratio"]}
+    return fingerprint(settings | {"t": int(iteration)}, [model_dir, pool_file])

@@ -47,7 +47,7 @@ LORA_TARGETS = "all-linear"
 # --------------------------------------------------------------------------------------------
 # tokenizer and tiny model
 # --------------------------------------------------------------------------------------------
-def build_tokenizer(texts: Iterable[str], vocab_size: int = 512, min_frequency: int = 2, kind: str = "bpe"):
+def build_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, kind: str = "bpe"):
     """Build a tokenizer for `texts`, offline, with the `tokenizers` library.
 
     kind="bpe": byte-level BPE trained on the texts, digits split one per token.

@@ -3,9 +3,74 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
 from pathlib import Path
 
 import yaml
+
+# Set to a file path, every params setting a process reads is appended there once, with the DVC stage
+# reading it (DVC sets DVC_STAGE): the tests compare these reads with what dvc.yaml declares.
+TRACE_ENV = "TRIPOST_PARAMS_TRACE"
+_traced: set[tuple[str, str]] = set()
+
+
+def _record(key: str) -> None:
+    path = os.environ.get(TRACE_ENV)
+    if not path:
+        return
+    stage = os.environ.get("DVC_STAGE", "")
+    if (stage, key) not in _traced:
+        _traced.add((stage, key))
+        with open(path, "a") as f:
+            f.write(json.dumps({"stage": stage, "key": key}) + "\n")
+
+
+class _Traced(dict):
+    """A mapping that records which of its settings are read: one key (`[]`, `get`, `in`) or all of
+    them (iterated, copied, spread or serialised)."""
+
+    prefix = ""
+
+    def _key(self, key) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else str(key)
+
+    def __getitem__(self, key):
+        if dict.__contains__(self, key):
+            _record(self._key(key))
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        if dict.__contains__(self, key):
+            _record(self._key(key))
+        return dict.get(self, key, default)
+
+    def _all(self):
+        _record(self.prefix or "*")
+
+    def __iter__(self):
+        self._all()
+        return dict.__iter__(self)
+
+    def items(self):
+        self._all()
+        return dict.items(self)
+
+    def values(self):
+        self._all()
+        return dict.values(self)
+
+    def keys(self):
+        self._all()
+        return dict.keys(self)
+
+    def copy(self):
+        self._all()
+        return dict(dict.items(self))
+
+    def __reduce_ex__(self, protocol):  # deepcopy and pickle
+        self._all()
+        return super().__reduce_ex__(protocol)
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -23,27 +88,34 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     if missing:  # DVC reads `per_task.<task>` for every stage of the task: the key must exist
         raise ValueError(f"{path}: per_task.{missing[0]} is missing: every task in `tasks` needs a block "
                          f"under per_task (`{missing[0]}: {{}}` when it has no overrides)")
-    return params
+    return _Traced(params) if os.environ.get(TRACE_ENV) else params
 
 
-class Section(dict):
+class Section(_Traced):
     """A params section: reading a setting it does not hold names the setting (no value is made up)."""
 
     name = ""
 
-    def __missing__(self, key):
-        raise KeyError(f"{self.name}.{key} is not set: params.yaml holds every setting's value")
+    def __getitem__(self, key):
+        if not dict.__contains__(self, key):
+            raise KeyError(f"{self.name}.{key} is not set: params.yaml holds every setting's value")
+        return super().__getitem__(key)
 
 
 def section(params: dict, name: str, task: str | None = None) -> Section:
     """`params[name]` with the task's overrides `params["per_task"][task][name]` merged over it (deep)."""
-    if name not in params:
+    if not dict.__contains__(params, name):
         raise KeyError(f"params.yaml has no section {name!r}")
-    base = copy.deepcopy(params[name])
+    base = copy.deepcopy(dict.__getitem__(params, name))
     if task is not None:
-        base = deep_merge(base, ((params.get("per_task") or {}).get(task) or {}).get(name) or {})
+        _record(f"per_task.{task}.{name}")
+        per_task = dict.get(params, "per_task") or {}
+        base = deep_merge(base, (per_task.get(task) or {}).get(name) or {})
+    if not isinstance(base, dict):  # a scalar setting read as a section
+        _record(name)
+        return base
     out = Section(base)
-    out.name = name
+    out.name = out.prefix = name
     return out
 
 
