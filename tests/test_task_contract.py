@@ -88,3 +88,67 @@ def test_prompt_carries_the_task_info(task):
     e = _examples(task, n=1)[0]
     p = task.prompt(e.question)
     assert p.startswith(f"Q: {e.question}\n{formats.ANSWER_HEADER}") and p.endswith(task.info or "step.")
+
+
+def _mangle(rationale: str, rng: random.Random) -> str:
+    """A model-like broken attempt: lines dropped, cut, repeated or with noise typed into them."""
+    rows = rationale.splitlines()
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randrange(len(rows))
+        action = rng.choice(["delete", "cut", "insert", "duplicate"])
+        if action == "delete" and len(rows) > 1:
+            del rows[i]
+        elif action == "cut":
+            rows[i] = rows[i][: rng.randint(0, len(rows[i]))]
+        elif action == "insert":
+            pos = rng.randint(0, len(rows[i]))
+            rows[i] = rows[i][:pos] + "".join(rng.choice('"()[]<=?.:, 0123abc') for _ in range(rng.randint(1, 6))) \
+                + rows[i][pos:]
+        else:
+            rows.insert(i, rows[i])
+    return "\n".join(rows)
+
+
+def test_feedback_and_improve_hold_on_mangled_attempts(task):
+    """What the interaction relies on, for any attempt a model may write: FBK refuses an attempt without a
+    step line (ValueError) and otherwise returns a verdict whose sentence parses back; IMP turns a
+    "wrong" verdict into an attempt FBK accepts."""
+    rng = random.Random(11)
+    wrong = 0
+    for e in _examples(task, n=6) + _examples(task, "unseen", n=4):
+        for _ in range(12):
+            attempt = _mangle(e.rationale, rng)
+            if not any(formats.parse_step(line) for line in attempt.splitlines()):
+                with pytest.raises(ValueError):
+                    task.feedback(e.question, attempt)
+                continue
+            fb = task.feedback(e.question, attempt)
+            assert formats.parse_feedback(fb.text) is not None, fb.text
+            if fb.is_correct:
+                continue
+            wrong += 1
+            fixed = task.improve(e.question, attempt, fb)
+            assert task.feedback(e.question, fixed).is_correct, (attempt, fb.text, fixed)
+    assert wrong >= 30
+
+
+def test_imp_starts_at_the_first_wrong_step_even_when_the_feedback_points_later(task):
+    """The IMP rule (`Task.rewrite_from`), one for every task: a feedback naming a step after the
+    attempt's first error (as an LLM's may) still gets a correct rewrite that keeps the steps before
+    that first error verbatim; FBK's own step is never rewritten from later than it says."""
+    rng = random.Random(5)
+    checked = 0
+    for e in _examples(task, n=10):
+        attempt, label = task.corrupt(e.question, e.rationale, rng)
+        steps = formats.parse_steps(attempt)
+        labels = [s.label for s in steps]
+        first = labels.index(label)
+        if attempt == e.rationale or first >= len(steps) - 1:
+            continue
+        last = steps[-1]
+        late = task.wrong_step(steps, last.label, last.text, "a late verdict")
+        fixed = task.improve(e.question, attempt, late)
+        assert task.feedback(e.question, fixed).is_correct, (attempt, fixed)
+        assert formats.parse_steps(fixed)[:first] == steps[:first]
+        checked += 1
+    assert checked >= 3

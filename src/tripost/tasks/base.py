@@ -93,6 +93,15 @@ class Task:
         return True
 
     @staticmethod
+    def attempt_steps(attempt: str) -> list:
+        """The step lines of a model's attempt in order, any other line skipped; ValueError when there is
+        none (the interaction then drops the attempt, the original's "[ERROR]")."""
+        steps = [s for s in map(formats.parse_step, str(attempt).splitlines()) if s is not None]
+        if not steps:
+            raise ValueError("the attempt has no step lines '(1) ...'")
+        return steps
+
+    @staticmethod
     def wrong_step(shown: list, label: str, segment: str, reason: str) -> Feedback:
         """FBK's verdict "step `label` is wrong": `shown` are the steps the sentence lists as correct before
         it (and the wrong step). The one place the reason is normalised (no trailing period)."""
@@ -105,8 +114,31 @@ class Task:
         return Feedback(True, None, None, None, formats.correct_feedback_text(steps))
 
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
-        """Scripted IMP: keep the steps before the wrong one verbatim, rewrite the rest correctly."""
+        """Scripted IMP: keep the steps before the first wrong one verbatim (`rewrite_from`), rewrite the
+        rest correctly. A "correct" verdict returns the attempt's steps."""
         raise NotImplementedError
+
+    def rewrite_from(self, question: str, attempt: str, steps: list, feedback: Feedback) -> int:
+        """The IMP rule, one for every task: the index in `steps` (the attempt's step lines) where the
+        scripted IMP starts rewriting. That is the step FBK names (of equal labels, the one whose line
+        holds FBK's segment) or, when the task's own checker finds an earlier error (an LLM's feedback
+        can point late), that earlier step: the scripted IMP's rewrite is always a correct trajectory.
+        A step the attempt does not have (a missing step or final response) is its end."""
+        labels = [s.label for s in steps]
+        if feedback.is_correct:
+            cut = len(steps)
+        else:
+            # a step the attempt lacks (a missing final response, a missing step) comes after its steps
+            found = [j for j, s in enumerate(steps) if s.label == feedback.step] or [len(steps)]
+            cut = next((j for j in found if j < len(steps) and feedback.segment
+                        and feedback.segment in steps[j].line), found[0])
+        try:
+            own = self.feedback(question, attempt)
+        except ValueError:
+            return cut
+        if not own.is_correct and own.step in labels:
+            cut = min(cut, labels.index(own.step))
+        return cut
 
     def corrupt(self, question: str, rationale: str, rng: random.Random) -> tuple[str, str]:
         """Plant one realistic mistake in a correct rationale (a wrong number, letter, date, order,

@@ -695,315 +695,377 @@ def _chain_variants(prefix: list[_Spec], variants: list) -> list[_Chain]:
     return [_Chain(prefix + [spec]) for _mode, spec in variants]
 
 
+def _premise_wrapped(m, qd, D) -> list[_Chain] | None:
+    """ "<Today is|Yesterday was|...> <anchor>[ today]." followed by harmless sentences."""
+    wrapper = "today" if m.group("who") else _WRAPPERS[m.group("w")]
+    anchor = m.group("anchor")
+    usable = not (m.group("today") and wrapper != "today")
+    usable = usable and not (m.group("who") and anchor.startswith("<D"))
+    if usable and all(_harmless(x) for x in _sentences(m.group("rest") or "")):
+        chains = _anchor(anchor, qd, wrapper)
+        if chains is not None:
+            return chains
+    return None
+
+
+def _premise_apposition(m, qd, D) -> list[_Chain] | None:
+    if not _harmless(m.group("rest")):
+        return None
+    wrapper = {"Today": "today", "Yesterday": "yesterday", "Tomorrow": "tomorrow"}[m.group("w")]
+    q = D(m)
+    return [_wrap([], (q.date(), q.raw), wrapper)]
+
+
+def _premise_for_tomorrow(m, qd, D) -> list[_Chain] | None:
+    g = "a" if m.groupdict().get("a") else "b"
+    q = D(m, g)
+    return [_wrap([], (q.date(), q.raw), "tomorrow")]
+
+
+def _premise_local(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    return [_Chain([], explicit=(q.date(), q.raw))]
+
+
+def _premise_anniversary(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    named = m.group("named")
+    n = _NAMED_ANNIV[named] if named else _n(m.group("n") or m.group("m"))
+    wed = q.date()
+    who = f"{m.group('p')} and {m.group('q')}"
+    why = (f"a {named} anniversary is the {n}-year anniversary" if named
+           else f"the question says it is their {n}-year anniversary")
+
+    def parts(wed=wed, q=q, n=n, who=who, why=why):
+        return [f"{who} married on ", _given(wed, f"{who} married on", q.raw), ", so their ",
+                _qnum(n, why), "-year anniversary, today, is ", _RES, "."]
+
+    return _chain_variants([], _years_specs(parts, lambda v, d=wed: d, n))
+
+
+def _premise_birthday(m, qd, D) -> list[_Chain] | None:
+    name, pron = m.group("name"), m.group("pron")
+    n = int(m.group("k")) if m.group("k") else _n(m.group("n"))
+    if m.group("a"):
+        q = D(m)
+        born = q.date()
+        prefix: list[_Spec] = []
+        born_piece = _given(born, f"{name} was born on", q.raw)
+        src_of = lambda v, d=born: d  # noqa: E731
+        src_piece = lambda v, ov, p=born_piece: p  # noqa: E731
+    else:
+        if m.group("y"):
+            y, mo = int(m.group("y")), 2
+        else:
+            qb = D(m, "b")
+            if qb.day is not None or qb.year is None:
+                raise ValueError("premise not understood")
+            y, mo = qb.year, qb.month
+        prefix = _month_end_spec(y, mo, f"the last day of {MONTHS[mo - 1]} {y}", "other")
+        src_of = lambda v: v[0]  # noqa: E731
+        src_piece = _prev(0, f"{name}'s birthday")
+
+    def parts(name=name, pron=pron, n=n, src_piece=src_piece):
+        return [f"{name} was born on ", src_piece, f", so {pron} ",
+                _qnum(n, f"the question says today is {pron} {n}-year-old birthday"),
+                "-year-old birthday, today, is ", _RES, "."]
+
+    variants = _years_specs(parts, src_of, n)
+    chains = _chain_variants(prefix, variants)
+    if not m.group("a") and mo == 2 and not calendar.isleap(y):
+        # born on February 28 of a common year: in a leap year "the last day of February" could
+        # also be read as February 29
+        target = y + n
+        if calendar.isleap(target):
+            def parts_leap(name=name, pron=pron, n=n):
+                return [f"{name} was born on the last day of February, so {pron} ",
+                        _qnum(n, f"the question says today is {pron} {n}-year-old birthday"),
+                        f"-year-old birthday, today, is the last day of February {target}, ", _RES, "."]
+            chains.append(_Chain(prefix + [_spec(
+                parts_leap(), lambda v, t=target: dt.date(t, 2, 29),
+                lambda v, g: f"the last day of February {g.year} is {_long(g)}, not {{wrong}}")]))
+    return chains
+
+
+def _premise_work_anniversary(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    y, n, pron = int(m.group("y")), _n(m.group("n")), m.group("pron")
+    if q.year is not None and q.year != y:
+        raise ValueError("premise not understood")
+    second = _valid((y, q.month, q.day or 0))
+    if second is None:
+        raise ValueError(f"no such date {q.raw!r}")
+    first = _add_days(second, -1)
+    if first.year != y:
+        raise ValueError("premise not understood")
+    s1 = _day_spec([_given(second, f"{pron} second day at work was", f"{q.raw} of {y}"),
+                    f" was {pron} second day at work, so {pron} first day at work was ", _RES, "."],
+                   lambda v, d=second: d, -1)
+
+    def parts(pron=pron, n=n):
+        return [f"{pron[0].upper() + pron[1:]} ",
+                _qnum(n, f"the question says today is {pron} {n}-year work anniversary"),
+                "-year work anniversary is ", str(n), " years after ", _prev(0, f"{pron} first day at work"),
+                ", so today is ", _RES, "."]
+
+    return _chain_variants([s1], _years_specs(parts, lambda v: v[0], n))
+
+
+def _premise_thought(m, qd, D) -> list[_Chain] | None:
+    qa, qb = D(m, "a"), D(m, "b")
+    n = _n(m.group("n")) * (1 if m.group("dir") == "later" else -1)
+    thought = qa.date()
+    today = _add_days(thought, n)
+    if qb.month != today.month or qb.day != today.day or (qb.year not in (None, today.year)):
+        raise ValueError("inconsistent premise")
+    name = m.group("name")
+    word = "later" if n > 0 else "earlier"
+    spec = _day_spec([f"{name} thought today is ", _given(thought, f"{name} thought today is", qa.raw),
+                      ", but today is in fact ",
+                      _qnum(abs(n), f"the question says today is {abs(n)} day(s) {word}"),
+                      f" {'day' if abs(n) == 1 else 'days'} {word}, so today is ", _RES, "."],
+                     lambda v, d=thought: d, n)
+    return [_Chain([spec])]
+
+
+def _premise_two_people(m, qd, D) -> list[_Chain] | None:
+    p, qn, c = m.group("p"), m.group("q"), m.group("c")
+    if c not in (p, qn) or p == qn:
+        raise ValueError("premise not understood")
+    q = D(m, "a") if c == p else D(m, "b")
+    d = q.date()
+    spec = _spec([f"{c} is correct, and {c} thinks today is ", _given(d, f"{c} thinks today is", q.raw),
+                  ", so today is ", _RES, "."], lambda v, d=d: d,
+                 lambda v, g, c=c, q=q: f"{c} is correct and thinks today is {q.raw}, so today is "
+                                        f"{_long(g)}, not {{wrong}}")
+    return [_Chain([spec])]
+
+
+def _premise_uk_format(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    parts_raw = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", q.raw)
+    if not parts_raw:
+        raise ValueError("premise not understood")
+    dd, mm, yy = parts_raw.groups()
+    d = _valid((int(yy), int(mm), int(dd)))
+    if d is None:
+        raise ValueError(f"no such date {q.raw!r}")
+    spec = _spec(["In the UK format, ", q.raw, " means day ", dd, " of month ", mm, " of ", yy,
+                  ", so today is ", _RES, "."], lambda v, d=d: d,
+                 lambda v, g, q=q: f"in the UK format {q.raw} is day {dd} of month {mm}, that is "
+                                   f"{_long(g)}, not {{wrong}}")
+    return [_Chain([spec])]
+
+
+def _premise_deadline(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    n = _n(m.group("n"))
+    d = q.date()
+    spec = _day_spec(["The deadline, ", _given(d, "the deadline is", q.raw), ", is ",
+                      _qnum(n, f"the question says the deadline is {n} day(s) away"),
+                      f" {'day' if n == 1 else 'days'} away from now, so today is ", _RES, "."],
+                     lambda v, d=d: d, -n)
+    return [_Chain([spec])]
+
+
+def _premise_delay(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    n = _n(m.group("n"))
+    d = q.date()
+    ev = m.group("ev")
+    spec = _day_spec([f"The {ev} was scheduled for ", _given(d, f"the {ev} was scheduled for", q.raw),
+                      " and was delayed by ", _qnum(n, f"the question says it was delayed by {n} day(s)"),
+                      f" {'day' if n == 1 else 'days'} to today, so today is ", _RES, "."],
+                     lambda v, d=d: d, n)
+    return [_Chain([spec])]
+
+
+def _premise_ago(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    n = _n(m.group("n")) * (7 if m.group("u").startswith("week") else 1)
+    d = q.date()
+    spec = _day_spec(["It was ", _given(d, "it was", q.raw), " ",
+                      _qnum(n, f"the question says that was {m.group('n')} {m.group('u')} ago"),
+                      f" {'day' if n == 1 else 'days'} ago, so today is ", _RES, "."],
+                     lambda v, d=d: d, n)
+    return [_Chain([spec])]
+
+
+def _premise_passed(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    n = _n(m.group("n"))
+    d = q.date()
+    spec = _day_spec([_qnum(n, f"the question says {n} day(s) have passed"),
+                      f" {'day has' if n == 1 else 'days have'} passed since ",
+                      _given(d, f"{m.group('name')} {m.group('verb')} {m.group('obj')} on", q.raw),
+                      ", so today is ", _RES, "."], lambda v, d=d: d, n)
+    return [_Chain([spec])]
+
+
+def _premise_palindrome(m, qd, D) -> list[_Chain] | None:
+    y = m.group("y")
+    rev = y[::-1]
+    d = _valid((int(y), int(rev[:2]), int(rev[2:])))
+    if d is None:
+        raise ValueError(f"{y} has no palindrome day")
+    spec = _spec(["Written backwards, ", y, " is ", (rev, f"{y} written backwards is {rev}, not {{wrong}}"),
+                  ", so the palindrome day of ", y, " is ", rev + y,
+                  " in MMDDYYYY format, and today is ", _RES, "."], lambda v, d=d: d,
+                 lambda v, g: f"MMDDYYYY = {rev}{y} is {_long(g)}, not {{wrong}}")
+    return [_Chain([spec])]
+
+
+def _premise_coming_year(m, qd, D) -> list[_Chain] | None:
+    y, n, unit = int(m.group("y")), _n(m.group("n")), m.group("u")
+    new_year = dt.date(y, 1, 1)
+    chains = []
+    if unit.startswith("day"):
+        deltas = [-n]
+    else:
+        deltas = [-math.ceil(n / 24)]
+        if n % 24:
+            deltas.append(-(n // 24))  # a coarser reading: whole days only
+    for delta in deltas:
+        what = f"{n} {unit}"
+        spec = _spec([f"{y} begins on ", (_long(new_year), f"{y} begins on {_long(new_year)}, not {{wrong}}"),
+                      ", which is ", _qnum(n, f"the question says {y} is coming in {what}"),
+                      f" {unit} from now, so today is ", _RES, "."],
+                     lambda v, d=new_year, k=delta: _add_days(d, k),
+                     lambda v, g, what=what: f"{what} before the start of {_long(new_year)} falls on "
+                                             f"{_long(g)}, not {{wrong}}",
+                     src=lambda v, d=new_year: d, delta=delta)
+        chains.append(_Chain([spec]))
+    return chains
+
+
+def _premise_eggs(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    n = _n(m.group("n"))
+    d = q.date()
+    chains = []
+    for k in (n, n - 1):
+        spec = _day_spec([f"{m.group('name')} bought ", _qnum(n, f"the question says {n} eggs"),
+                          " eggs on ", _given(d, "the eggs were bought on", q.raw),
+                          " and ate one per day, so the eggs ran out ", str(k),
+                          " days later, and today is ", _RES, "."], lambda v, d=d: d, k)
+        chains.append(_Chain([spec]))
+    return chains
+
+
+def _premise_like_yesterday(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    n = _n(m.group("n"))
+    d = q.date()
+
+    def parts(q=q, n=n, d=d):
+        return [_given(d, "the date that feels like yesterday is", q.raw), " was ",
+                _qnum(n, f"the question says that was {n} years ago"), " years ago, so today is ", _RES, "."]
+
+    return _chain_variants([], _years_specs(parts, lambda v, d=d: d, n))
+
+
+def _premise_visits(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    if q.day is not None or q.year is None:
+        raise ValueError("premise not understood")
+    day, k = int(m.group("d")), int(m.group("k"))
+    if k < 1:
+        raise ValueError("premise not understood")
+    first = _valid((q.year, q.month, day))
+    if first is None:
+        raise ValueError("no such date")
+    today = _shift_month(first, k - 1, "exact")
+    if today is None:
+        raise ValueError("no such date")
+    name, pron = m.group("name"), m.group("pron")
+    spec = _spec([f"{name}'s first visit was on ", (_long(first), f"the first visit is on the {day}th of "
+                                                                 f"{MONTHS[q.month - 1]} {q.year}, that is "
+                                                                 f"{_long(first)}, not {{wrong}}"),
+                  f", so {pron} ", _qnum(k, f"the question says this is visit number {k}"), "th visit, ",
+                  _qnum(k - 1, f"{k - 1} months after the first visit"), " months later, is today, ",
+                  _RES, "."], lambda v, d=today: d,
+                 lambda v, g: f"{_plural(k - 1, 'month')} after {_long(first)} is {_long(g)}, not {{wrong}}")
+    return [_Chain([spec])]
+
+
+def _premise_season_year(m, qd, D) -> list[_Chain] | None:
+    q = D(m)
+    if q.year is not None or q.day is None:
+        raise ValueError("premise not understood")
+    y = int(m.group("y"))
+    years = [y]
+    if m.re is _NFL_RE and q.month <= 2:
+        years.append(y + 1)  # the NFL season of year y ends in January/February of y + 1
+    chains = []
+    for yy in years:
+        d = _valid((yy, q.month, q.day))
+        if d is None:
+            continue
+        md = f"{MONTHS[q.month - 1]} {q.day}"
+        spec = _spec(["Today is ", md, " and the year is ",
+                      (str(yy), f"the question places today in {yy}, not {{wrong}}"),
+                      ", so today is ", _RES, "."], lambda v, d=d: d,
+                     lambda v, g, md=md: f"{md} of {g.year} is {_long(g)}, not {{wrong}}")
+        chains.append(_Chain([spec]))
+    if not chains:
+        raise ValueError("no such date")
+    return chains
+
+
+def _premise_first_weekday(m, qd, D) -> list[_Chain] | None:
+    y = int(m.group("y"))
+    if int(m.group("y2")) != y:
+        raise ValueError("premise not understood")
+    specs = _nth_weekday_specs(y, 1, str(y), _ORDINALS[m.group("ord")], WEEKDAYS.index(m.group("w")),
+                               first_wd=WEEKDAYS.index(m.group("w1")), stated=True)
+    return [_Chain(specs)]
+
+
+# The premise forms, in the order they are tried: (pattern, handler). A handler gets the match, the
+# question's marked dates `qd` and `D(m, group)` (the date a <Dn> marker of `group` stands for), and
+# returns the candidate chains, or None to let the next form try.
+_PREMISES = [
+    (_WRAP_RE, _premise_wrapped),
+    (_APPOS_RE, _premise_apposition),
+    (_FOR_TOMORROW_RE, _premise_for_tomorrow),
+    (_MEETING_RE, _premise_for_tomorrow),
+    (_LOCAL_RE, _premise_local),
+    (_ANNIV_RE, _premise_anniversary),
+    (_BORN_RE, _premise_birthday),
+    (_JOB_RE, _premise_work_anniversary),
+    (_THOUGHT_RE, _premise_thought),
+    (_TWO_RE, _premise_two_people),
+    (_UK_RE, _premise_uk_format),
+    (_DEADLINE_RE, _premise_deadline),
+    (_DELAY_RE, _premise_delay),
+    (_AGO_RE, _premise_ago),
+    (_PASSED_RE, _premise_passed),
+    (_PAL_RE, _premise_palindrome),
+    (_COMING_RE, _premise_coming_year),
+    (_EGGS_RE, _premise_eggs),
+    (_LIKEY_RE, _premise_like_yesterday),
+    (_BOOK_RE, _premise_visits),
+    (_NFL_RE, _premise_season_year),
+    (_MD_YEAR_RE, _premise_season_year),
+    (_FIRSTWD_RE, _premise_first_weekday),
+]
+
+
 def _parse_premise(premise: str) -> list[_Chain]:
-    """Candidate chains to today's date. ValueError when the premise is not understood."""
+    """Candidate chains to today's date: the first entry of `_PREMISES` whose pattern matches the
+    premise and whose handler reads it (None: not this form, try the next). ValueError when no
+    form reads it."""
     s, qd = _mark_dates(" ".join(premise.split()))
 
     def D(m, g="a") -> _QDate:
         return qd[int(m.group(g))]
 
-    # --- "<Today is|Yesterday was|...> <anchor>[ today]." + harmless sentences -------------------
-    m = _WRAP_RE.match(s)
-    if m:
-        wrapper = "today" if m.group("who") else _WRAPPERS[m.group("w")]
-        anchor = m.group("anchor")
-        usable = not (m.group("today") and wrapper != "today")
-        usable = usable and not (m.group("who") and anchor.startswith("<D"))
-        if usable and all(_harmless(x) for x in _sentences(m.group("rest") or "")):
-            chains = _anchor(anchor, qd, wrapper)
+    for pattern, handler in _PREMISES:
+        m = pattern.match(s)
+        if m:
+            chains = handler(m, qd, D)
             if chains is not None:
                 return chains
-    m = _APPOS_RE.match(s)
-    if m and _harmless(m.group("rest")):
-        wrapper = {"Today": "today", "Yesterday": "yesterday", "Tomorrow": "tomorrow"}[m.group("w")]
-        q = D(m)
-        return [_wrap([], (q.date(), q.raw), wrapper)]
-    m = _FOR_TOMORROW_RE.match(s) or _MEETING_RE.match(s)
-    if m:
-        g = "a" if m.groupdict().get("a") else "b"
-        q = D(m, g)
-        return [_wrap([], (q.date(), q.raw), "tomorrow")]
-    m = _LOCAL_RE.match(s)
-    if m:
-        q = D(m)
-        return [_Chain([], explicit=(q.date(), q.raw))]
-    m = _ANNIV_RE.match(s)
-    if m:
-        q = D(m)
-        named = m.group("named")
-        n = _NAMED_ANNIV[named] if named else _n(m.group("n") or m.group("m"))
-        wed = q.date()
-        who = f"{m.group('p')} and {m.group('q')}"
-        why = (f"a {named} anniversary is the {n}-year anniversary" if named
-               else f"the question says it is their {n}-year anniversary")
-
-        def parts(wed=wed, q=q, n=n, who=who, why=why):
-            return [f"{who} married on ", _given(wed, f"{who} married on", q.raw), ", so their ",
-                    _qnum(n, why), "-year anniversary, today, is ", _RES, "."]
-
-        return _chain_variants([], _years_specs(parts, lambda v, d=wed: d, n))
-    m = _BORN_RE.match(s)
-    if m:
-        name, pron = m.group("name"), m.group("pron")
-        n = int(m.group("k")) if m.group("k") else _n(m.group("n"))
-        if m.group("a"):
-            q = D(m)
-            born = q.date()
-            prefix: list[_Spec] = []
-            born_piece = _given(born, f"{name} was born on", q.raw)
-            src_of = lambda v, d=born: d  # noqa: E731
-            src_piece = lambda v, ov, p=born_piece: p  # noqa: E731
-        else:
-            if m.group("y"):
-                y, mo = int(m.group("y")), 2
-            else:
-                qb = D(m, "b")
-                if qb.day is not None or qb.year is None:
-                    raise ValueError("premise not understood")
-                y, mo = qb.year, qb.month
-            prefix = _month_end_spec(y, mo, f"the last day of {MONTHS[mo - 1]} {y}", "other")
-            src_of = lambda v: v[0]  # noqa: E731
-            src_piece = _prev(0, f"{name}'s birthday")
-
-        def parts(name=name, pron=pron, n=n, src_piece=src_piece):
-            return [f"{name} was born on ", src_piece, f", so {pron} ",
-                    _qnum(n, f"the question says today is {pron} {n}-year-old birthday"),
-                    "-year-old birthday, today, is ", _RES, "."]
-
-        variants = _years_specs(parts, src_of, n)
-        chains = _chain_variants(prefix, variants)
-        if not m.group("a") and mo == 2 and not calendar.isleap(y):
-            # born on February 28 of a common year: in a leap year "the last day of February" could
-            # also be read as February 29
-            target = y + n
-            if calendar.isleap(target):
-                def parts_leap(name=name, pron=pron, n=n):
-                    return [f"{name} was born on the last day of February, so {pron} ",
-                            _qnum(n, f"the question says today is {pron} {n}-year-old birthday"),
-                            f"-year-old birthday, today, is the last day of February {target}, ", _RES, "."]
-                chains.append(_Chain(prefix + [_spec(
-                    parts_leap(), lambda v, t=target: dt.date(t, 2, 29),
-                    lambda v, g: f"the last day of February {g.year} is {_long(g)}, not {{wrong}}")]))
-        return chains
-    m = _JOB_RE.match(s)
-    if m:
-        q = D(m)
-        y, n, pron = int(m.group("y")), _n(m.group("n")), m.group("pron")
-        if q.year is not None and q.year != y:
-            raise ValueError("premise not understood")
-        second = _valid((y, q.month, q.day or 0))
-        if second is None:
-            raise ValueError(f"no such date {q.raw!r}")
-        first = _add_days(second, -1)
-        if first.year != y:
-            raise ValueError("premise not understood")
-        s1 = _day_spec([_given(second, f"{pron} second day at work was", f"{q.raw} of {y}"),
-                        f" was {pron} second day at work, so {pron} first day at work was ", _RES, "."],
-                       lambda v, d=second: d, -1)
-
-        def parts(pron=pron, n=n):
-            return [f"{pron[0].upper() + pron[1:]} ",
-                    _qnum(n, f"the question says today is {pron} {n}-year work anniversary"),
-                    "-year work anniversary is ", str(n), " years after ", _prev(0, f"{pron} first day at work"),
-                    ", so today is ", _RES, "."]
-
-        return _chain_variants([s1], _years_specs(parts, lambda v: v[0], n))
-    m = _THOUGHT_RE.match(s)
-    if m:
-        qa, qb = D(m, "a"), D(m, "b")
-        n = _n(m.group("n")) * (1 if m.group("dir") == "later" else -1)
-        thought = qa.date()
-        today = _add_days(thought, n)
-        if qb.month != today.month or qb.day != today.day or (qb.year not in (None, today.year)):
-            raise ValueError("inconsistent premise")
-        name = m.group("name")
-        word = "later" if n > 0 else "earlier"
-        spec = _day_spec([f"{name} thought today is ", _given(thought, f"{name} thought today is", qa.raw),
-                          ", but today is in fact ",
-                          _qnum(abs(n), f"the question says today is {abs(n)} day(s) {word}"),
-                          f" {'day' if abs(n) == 1 else 'days'} {word}, so today is ", _RES, "."],
-                         lambda v, d=thought: d, n)
-        return [_Chain([spec])]
-    m = _TWO_RE.match(s)
-    if m:
-        p, qn, c = m.group("p"), m.group("q"), m.group("c")
-        if c not in (p, qn) or p == qn:
-            raise ValueError("premise not understood")
-        q = D(m, "a") if c == p else D(m, "b")
-        d = q.date()
-        spec = _spec([f"{c} is correct, and {c} thinks today is ", _given(d, f"{c} thinks today is", q.raw),
-                      ", so today is ", _RES, "."], lambda v, d=d: d,
-                     lambda v, g, c=c, q=q: f"{c} is correct and thinks today is {q.raw}, so today is "
-                                            f"{_long(g)}, not {{wrong}}")
-        return [_Chain([spec])]
-    m = _UK_RE.match(s)
-    if m:
-        q = D(m)
-        parts_raw = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", q.raw)
-        if not parts_raw:
-            raise ValueError("premise not understood")
-        dd, mm, yy = parts_raw.groups()
-        d = _valid((int(yy), int(mm), int(dd)))
-        if d is None:
-            raise ValueError(f"no such date {q.raw!r}")
-        spec = _spec(["In the UK format, ", q.raw, " means day ", dd, " of month ", mm, " of ", yy,
-                      ", so today is ", _RES, "."], lambda v, d=d: d,
-                     lambda v, g, q=q: f"in the UK format {q.raw} is day {dd} of month {mm}, that is "
-                                       f"{_long(g)}, not {{wrong}}")
-        return [_Chain([spec])]
-    m = _DEADLINE_RE.match(s)
-    if m:
-        q = D(m)
-        n = _n(m.group("n"))
-        d = q.date()
-        spec = _day_spec(["The deadline, ", _given(d, "the deadline is", q.raw), ", is ",
-                          _qnum(n, f"the question says the deadline is {n} day(s) away"),
-                          f" {'day' if n == 1 else 'days'} away from now, so today is ", _RES, "."],
-                         lambda v, d=d: d, -n)
-        return [_Chain([spec])]
-    m = _DELAY_RE.match(s)
-    if m:
-        q = D(m)
-        n = _n(m.group("n"))
-        d = q.date()
-        ev = m.group("ev")
-        spec = _day_spec([f"The {ev} was scheduled for ", _given(d, f"the {ev} was scheduled for", q.raw),
-                          " and was delayed by ", _qnum(n, f"the question says it was delayed by {n} day(s)"),
-                          f" {'day' if n == 1 else 'days'} to today, so today is ", _RES, "."],
-                         lambda v, d=d: d, n)
-        return [_Chain([spec])]
-    m = _AGO_RE.match(s)
-    if m:
-        q = D(m)
-        n = _n(m.group("n")) * (7 if m.group("u").startswith("week") else 1)
-        d = q.date()
-        spec = _day_spec(["It was ", _given(d, "it was", q.raw), " ",
-                          _qnum(n, f"the question says that was {m.group('n')} {m.group('u')} ago"),
-                          f" {'day' if n == 1 else 'days'} ago, so today is ", _RES, "."],
-                         lambda v, d=d: d, n)
-        return [_Chain([spec])]
-    m = _PASSED_RE.match(s)
-    if m:
-        q = D(m)
-        n = _n(m.group("n"))
-        d = q.date()
-        spec = _day_spec([_qnum(n, f"the question says {n} day(s) have passed"),
-                          f" {'day has' if n == 1 else 'days have'} passed since ",
-                          _given(d, f"{m.group('name')} {m.group('verb')} {m.group('obj')} on", q.raw),
-                          ", so today is ", _RES, "."], lambda v, d=d: d, n)
-        return [_Chain([spec])]
-    m = _PAL_RE.match(s)
-    if m:
-        y = m.group("y")
-        rev = y[::-1]
-        d = _valid((int(y), int(rev[:2]), int(rev[2:])))
-        if d is None:
-            raise ValueError(f"{y} has no palindrome day")
-        spec = _spec(["Written backwards, ", y, " is ", (rev, f"{y} written backwards is {rev}, not {{wrong}}"),
-                      ", so the palindrome day of ", y, " is ", rev + y,
-                      " in MMDDYYYY format, and today is ", _RES, "."], lambda v, d=d: d,
-                     lambda v, g: f"MMDDYYYY = {rev}{y} is {_long(g)}, not {{wrong}}")
-        return [_Chain([spec])]
-    m = _COMING_RE.match(s)
-    if m:
-        y, n, unit = int(m.group("y")), _n(m.group("n")), m.group("u")
-        new_year = dt.date(y, 1, 1)
-        chains = []
-        if unit.startswith("day"):
-            deltas = [-n]
-        else:
-            deltas = [-math.ceil(n / 24)]
-            if n % 24:
-                deltas.append(-(n // 24))  # a coarser reading: whole days only
-        for delta in deltas:
-            what = f"{n} {unit}"
-            spec = _spec([f"{y} begins on ", (_long(new_year), f"{y} begins on {_long(new_year)}, not {{wrong}}"),
-                          ", which is ", _qnum(n, f"the question says {y} is coming in {what}"),
-                          f" {unit} from now, so today is ", _RES, "."],
-                         lambda v, d=new_year, k=delta: _add_days(d, k),
-                         lambda v, g, what=what: f"{what} before the start of {_long(new_year)} falls on "
-                                                 f"{_long(g)}, not {{wrong}}",
-                         src=lambda v, d=new_year: d, delta=delta)
-            chains.append(_Chain([spec]))
-        return chains
-    m = _EGGS_RE.match(s)
-    if m:
-        q = D(m)
-        n = _n(m.group("n"))
-        d = q.date()
-        chains = []
-        for k in (n, n - 1):
-            spec = _day_spec([f"{m.group('name')} bought ", _qnum(n, f"the question says {n} eggs"),
-                              " eggs on ", _given(d, "the eggs were bought on", q.raw),
-                              " and ate one per day, so the eggs ran out ", str(k),
-                              " days later, and today is ", _RES, "."], lambda v, d=d: d, k)
-            chains.append(_Chain([spec]))
-        return chains
-    m = _LIKEY_RE.match(s)
-    if m:
-        q = D(m)
-        n = _n(m.group("n"))
-        d = q.date()
-
-        def parts(q=q, n=n, d=d):
-            return [_given(d, "the date that feels like yesterday is", q.raw), " was ",
-                    _qnum(n, f"the question says that was {n} years ago"), " years ago, so today is ", _RES, "."]
-
-        return _chain_variants([], _years_specs(parts, lambda v, d=d: d, n))
-    m = _BOOK_RE.match(s)
-    if m:
-        q = D(m)
-        if q.day is not None or q.year is None:
-            raise ValueError("premise not understood")
-        day, k = int(m.group("d")), int(m.group("k"))
-        if k < 1:
-            raise ValueError("premise not understood")
-        first = _valid((q.year, q.month, day))
-        if first is None:
-            raise ValueError("no such date")
-        today = _shift_month(first, k - 1, "exact")
-        if today is None:
-            raise ValueError("no such date")
-        name, pron = m.group("name"), m.group("pron")
-        spec = _spec([f"{name}'s first visit was on ", (_long(first), f"the first visit is on the {day}th of "
-                                                                     f"{MONTHS[q.month - 1]} {q.year}, that is "
-                                                                     f"{_long(first)}, not {{wrong}}"),
-                      f", so {pron} ", _qnum(k, f"the question says this is visit number {k}"), "th visit, ",
-                      _qnum(k - 1, f"{k - 1} months after the first visit"), " months later, is today, ",
-                      _RES, "."], lambda v, d=today: d,
-                     lambda v, g: f"{_plural(k - 1, 'month')} after {_long(first)} is {_long(g)}, not {{wrong}}")
-        return [_Chain([spec])]
-    m = _NFL_RE.match(s) or _MD_YEAR_RE.match(s)
-    if m:
-        q = D(m)
-        if q.year is not None or q.day is None:
-            raise ValueError("premise not understood")
-        y = int(m.group("y"))
-        years = [y]
-        if m.re is _NFL_RE and q.month <= 2:
-            years.append(y + 1)  # the NFL season of year y ends in January/February of y + 1
-        chains = []
-        for yy in years:
-            d = _valid((yy, q.month, q.day))
-            if d is None:
-                continue
-            md = f"{MONTHS[q.month - 1]} {q.day}"
-            spec = _spec(["Today is ", md, " and the year is ",
-                          (str(yy), f"the question places today in {yy}, not {{wrong}}"),
-                          ", so today is ", _RES, "."], lambda v, d=d: d,
-                         lambda v, g, md=md: f"{md} of {g.year} is {_long(g)}, not {{wrong}}")
-            chains.append(_Chain([spec]))
-        if not chains:
-            raise ValueError("no such date")
-        return chains
-    m = _FIRSTWD_RE.match(s)
-    if m:
-        y = int(m.group("y"))
-        if int(m.group("y2")) != y:
-            raise ValueError("premise not understood")
-        specs = _nth_weekday_specs(y, 1, str(y), _ORDINALS[m.group("ord")], WEEKDAYS.index(m.group("w")),
-                                   first_wd=WEEKDAYS.index(m.group("w1")), stated=True)
-        return [_Chain(specs)]
     raise ValueError(f"premise not understood: {premise!r}")
 
 
@@ -1739,10 +1801,7 @@ class DateUnderstanding(Task):
             return attempt.strip()
         body, final = _attempt_steps(attempt)
         plan = _plan(question)
-        if feedback.step == FINAL_LABEL:
-            k = len(body)
-        else:
-            k = next((i for i, s in enumerate(body) if s.label == feedback.step), 0)
+        k = min(self.rewrite_from(question, attempt, body + ([final] if final else []), feedback), len(body))
         prefix = body[:k]
         gold = plan.gold_steps()
         lines = [s.line for s in prefix]

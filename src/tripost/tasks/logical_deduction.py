@@ -1330,11 +1330,8 @@ class LogicalDeduction(Task):
         recs, err = _check(pb, steps)
         if err is None and feedback.is_correct:
             return formats.join_steps(steps)
-        cut = err[0] if err is not None else len(steps)
-        if not feedback.is_correct and feedback.step is not None:
-            labels = [s.label for s in steps]
-            if feedback.step in labels:
-                cut = min(cut, labels.index(feedback.step))
+        cut = self.rewrite_from(question, attempt, steps, feedback)  # the IMP rule
+        cut = min(cut, err[0] if err is not None else len(steps))  # the verified records reach no further
         prefix = steps[:cut]
         new = _continue(pb, recs[:cut], _next_number(prefix))
         return formats.join_steps(prefix + new)

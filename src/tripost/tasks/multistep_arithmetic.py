@@ -850,14 +850,11 @@ class MultistepArithmetic(Task):
     # -- IMP -------------------------------------------------------------------------------------
 
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
-        """Keep the steps before the wrong one verbatim and write the rest from the kept prefix.
-        The kept prefix never extends past FBK's own first error, so the result is always correct."""
+        """Keep the steps before the first wrong one verbatim (the IMP rule, `Task.rewrite_from`) and write
+        the rest from the kept prefix, whose state the checker computes."""
         q = self._question(question)
         steps, lines = _steps_of(attempt)
-        keep = len(steps)
-        labels = [s.label for s in steps]
-        if not feedback.is_correct and feedback.step in labels:
-            keep = labels.index(feedback.step)
+        keep = self.rewrite_from(question, attempt, steps, feedback)  # the IMP rule
         verdict = self._check(q, steps)
         if verdict.index is not None:
             keep = min(keep, verdict.index)

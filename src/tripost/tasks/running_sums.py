@@ -62,7 +62,7 @@ class RunningSums(Task):
 
     # -- scripted FBK: the first wrong step -----------------------------------------------------
     def feedback(self, question: str, attempt: str) -> Feedback:
-        steps = formats.parse_steps(attempt)  # ValueError when there are no step lines
+        steps = self.attempt_steps(attempt)  # ValueError when there are no step lines
         nums = numbers(question)
         total = nums[0]
         body = [s for s in steps if s.label != formats.FINAL_LABEL]
@@ -90,15 +90,12 @@ class RunningSums(Task):
                                    f"this answer is inconsistent with the result in step ({body[-1].label})")
         return self.all_correct(steps)
 
-    # -- scripted IMP: keep the steps before the one FBK names, rewrite from there ----------------
+    # -- scripted IMP: keep the steps before the first wrong one (the IMP rule), rewrite the rest --
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
-        steps = formats.parse_steps(attempt)
+        steps = self.attempt_steps(attempt)
         if feedback.is_correct:
             return formats.join_steps(steps)
-        labels = [s.label for s in steps]
-        if feedback.step not in labels:
-            raise ValueError(f"feedback names step ({feedback.step}), which is not in the attempt")
-        keep = steps[: labels.index(feedback.step)]
+        keep = steps[: self.rewrite_from(question, attempt, steps, feedback)]
         nums = numbers(question)
         total = int(_STEP.match(keep[-1].text).group(3)) if keep else nums[0]
         return formats.join_steps(keep + self._continue(nums, total, len(keep) + 1))

@@ -685,22 +685,14 @@ class WordSorting(Task):
         return self.wrong_step(context, step.label, segment, reason)
 
     def improve(self, question: str, attempt: str, feedback: Feedback) -> str:
-        """Steps before the wrong one are kept verbatim and the scripted rationale continues from
-        the wrong step on (a prefix that FBK accepted means the same as the gold prefix, so the
-        continuation fits it). A feedback that says "correct" returns the attempt's steps unchanged;
-        a feedback pointing past an earlier error keeps that error (as an LLM IMP would)."""
+        """Steps before the first wrong one (the IMP rule, `Task.rewrite_from`) are kept verbatim and the
+        scripted rationale continues from there (a prefix that FBK accepted means the same as the gold
+        prefix, so the continuation fits it). A "correct" verdict returns the attempt's steps."""
         gold = _gold(tuple(parse_words(question)))
         steps = _attempt_steps(attempt)
         if feedback.is_correct:
             return formats.join_steps(steps)
-        own = _first_error(gold, steps)
-        if own is not None and steps[own[0]].label == feedback.step:
-            i = own[0]
-        else:
-            found = [j for j, s in enumerate(steps) if s.label == feedback.step]
-            if not found:
-                raise ValueError(f"feedback names step ({feedback.step}), which is not in the attempt")
-            i = next((j for j in found if feedback.segment and feedback.segment in steps[j].line), found[0])
+        i = self.rewrite_from(question, attempt, steps, feedback)
         return formats.join_steps(steps[:i] + [g.step for g in gold[i:]])
 
     def corrupt(self, question: str, rationale: str, rng: random.Random) -> tuple[str, str]:
