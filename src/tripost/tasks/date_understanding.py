@@ -695,7 +695,7 @@ def _chain_variants(prefix: list[_Spec], variants: list) -> list[_Chain]:
     return [_Chain(prefix + [spec]) for _mode, spec in variants]
 
 
-def _premise_wrapped(m, qd, D) -> list[_Chain] | None:
+def _premise_wrapped(m, qd, date_of) -> list[_Chain] | None:
     """ "<Today is|Yesterday was|...> <anchor>[ today]." followed by harmless sentences."""
     wrapper = "today" if m.group("who") else _WRAPPERS[m.group("w")]
     anchor = m.group("anchor")
@@ -708,27 +708,27 @@ def _premise_wrapped(m, qd, D) -> list[_Chain] | None:
     return None
 
 
-def _premise_apposition(m, qd, D) -> list[_Chain] | None:
+def _premise_apposition(m, qd, date_of) -> list[_Chain] | None:
     if not _harmless(m.group("rest")):
         return None
     wrapper = {"Today": "today", "Yesterday": "yesterday", "Tomorrow": "tomorrow"}[m.group("w")]
-    q = D(m)
+    q = date_of(m)
     return [_wrap([], (q.date(), q.raw), wrapper)]
 
 
-def _premise_for_tomorrow(m, qd, D) -> list[_Chain] | None:
+def _premise_for_tomorrow(m, qd, date_of) -> list[_Chain] | None:
     g = "a" if m.groupdict().get("a") else "b"
-    q = D(m, g)
+    q = date_of(m, g)
     return [_wrap([], (q.date(), q.raw), "tomorrow")]
 
 
-def _premise_local(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_local(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     return [_Chain([], explicit=(q.date(), q.raw))]
 
 
-def _premise_anniversary(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_anniversary(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     named = m.group("named")
     n = _NAMED_ANNIV[named] if named else _n(m.group("n") or m.group("m"))
     wed = q.date()
@@ -743,11 +743,11 @@ def _premise_anniversary(m, qd, D) -> list[_Chain] | None:
     return _chain_variants([], _years_specs(parts, lambda v, d=wed: d, n))
 
 
-def _premise_birthday(m, qd, D) -> list[_Chain] | None:
+def _premise_birthday(m, qd, date_of) -> list[_Chain] | None:
     name, pron = m.group("name"), m.group("pron")
     n = int(m.group("k")) if m.group("k") else _n(m.group("n"))
     if m.group("a"):
-        q = D(m)
+        q = date_of(m)
         born = q.date()
         prefix: list[_Spec] = []
         born_piece = _given(born, f"{name} was born on", q.raw)
@@ -757,7 +757,7 @@ def _premise_birthday(m, qd, D) -> list[_Chain] | None:
         if m.group("y"):
             y, mo = int(m.group("y")), 2
         else:
-            qb = D(m, "b")
+            qb = date_of(m, "b")
             if qb.day is not None or qb.year is None:
                 raise ValueError("premise not understood")
             y, mo = qb.year, qb.month
@@ -787,8 +787,8 @@ def _premise_birthday(m, qd, D) -> list[_Chain] | None:
     return chains
 
 
-def _premise_work_anniversary(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_work_anniversary(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     y, n, pron = int(m.group("y")), _n(m.group("n")), m.group("pron")
     if q.year is not None and q.year != y:
         raise ValueError("premise not understood")
@@ -811,8 +811,8 @@ def _premise_work_anniversary(m, qd, D) -> list[_Chain] | None:
     return _chain_variants([s1], _years_specs(parts, lambda v: v[0], n))
 
 
-def _premise_thought(m, qd, D) -> list[_Chain] | None:
-    qa, qb = D(m, "a"), D(m, "b")
+def _premise_thought(m, qd, date_of) -> list[_Chain] | None:
+    qa, qb = date_of(m, "a"), date_of(m, "b")
     n = _n(m.group("n")) * (1 if m.group("dir") == "later" else -1)
     thought = qa.date()
     today = _add_days(thought, n)
@@ -828,11 +828,11 @@ def _premise_thought(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_two_people(m, qd, D) -> list[_Chain] | None:
+def _premise_two_people(m, qd, date_of) -> list[_Chain] | None:
     p, qn, c = m.group("p"), m.group("q"), m.group("c")
     if c not in (p, qn) or p == qn:
         raise ValueError("premise not understood")
-    q = D(m, "a") if c == p else D(m, "b")
+    q = date_of(m, "a") if c == p else date_of(m, "b")
     d = q.date()
     spec = _spec([f"{c} is correct, and {c} thinks today is ", _given(d, f"{c} thinks today is", q.raw),
                   ", so today is ", _RES, "."], lambda v, d=d: d,
@@ -841,8 +841,8 @@ def _premise_two_people(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_uk_format(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_uk_format(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     parts_raw = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", q.raw)
     if not parts_raw:
         raise ValueError("premise not understood")
@@ -857,8 +857,8 @@ def _premise_uk_format(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_deadline(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_deadline(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     n = _n(m.group("n"))
     d = q.date()
     spec = _day_spec(["The deadline, ", _given(d, "the deadline is", q.raw), ", is ",
@@ -868,8 +868,8 @@ def _premise_deadline(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_delay(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_delay(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     n = _n(m.group("n"))
     d = q.date()
     ev = m.group("ev")
@@ -880,8 +880,8 @@ def _premise_delay(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_ago(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_ago(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     n = _n(m.group("n")) * (7 if m.group("u").startswith("week") else 1)
     d = q.date()
     spec = _day_spec(["It was ", _given(d, "it was", q.raw), " ",
@@ -891,8 +891,8 @@ def _premise_ago(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_passed(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_passed(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     n = _n(m.group("n"))
     d = q.date()
     spec = _day_spec([_qnum(n, f"the question says {n} day(s) have passed"),
@@ -902,7 +902,7 @@ def _premise_passed(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_palindrome(m, qd, D) -> list[_Chain] | None:
+def _premise_palindrome(m, qd, date_of) -> list[_Chain] | None:
     y = m.group("y")
     rev = y[::-1]
     d = _valid((int(y), int(rev[:2]), int(rev[2:])))
@@ -915,7 +915,7 @@ def _premise_palindrome(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_coming_year(m, qd, D) -> list[_Chain] | None:
+def _premise_coming_year(m, qd, date_of) -> list[_Chain] | None:
     y, n, unit = int(m.group("y")), _n(m.group("n")), m.group("u")
     new_year = dt.date(y, 1, 1)
     chains = []
@@ -938,8 +938,8 @@ def _premise_coming_year(m, qd, D) -> list[_Chain] | None:
     return chains
 
 
-def _premise_eggs(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_eggs(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     n = _n(m.group("n"))
     d = q.date()
     chains = []
@@ -952,8 +952,8 @@ def _premise_eggs(m, qd, D) -> list[_Chain] | None:
     return chains
 
 
-def _premise_like_yesterday(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_like_yesterday(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     n = _n(m.group("n"))
     d = q.date()
 
@@ -964,8 +964,8 @@ def _premise_like_yesterday(m, qd, D) -> list[_Chain] | None:
     return _chain_variants([], _years_specs(parts, lambda v, d=d: d, n))
 
 
-def _premise_visits(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_visits(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     if q.day is not None or q.year is None:
         raise ValueError("premise not understood")
     day, k = int(m.group("d")), int(m.group("k"))
@@ -988,8 +988,8 @@ def _premise_visits(m, qd, D) -> list[_Chain] | None:
     return [_Chain([spec])]
 
 
-def _premise_season_year(m, qd, D) -> list[_Chain] | None:
-    q = D(m)
+def _premise_season_year(m, qd, date_of) -> list[_Chain] | None:
+    q = date_of(m)
     if q.year is not None or q.day is None:
         raise ValueError("premise not understood")
     y = int(m.group("y"))
@@ -1012,7 +1012,7 @@ def _premise_season_year(m, qd, D) -> list[_Chain] | None:
     return chains
 
 
-def _premise_first_weekday(m, qd, D) -> list[_Chain] | None:
+def _premise_first_weekday(m, qd, date_of) -> list[_Chain] | None:
     y = int(m.group("y"))
     if int(m.group("y2")) != y:
         raise ValueError("premise not understood")
@@ -1022,7 +1022,7 @@ def _premise_first_weekday(m, qd, D) -> list[_Chain] | None:
 
 
 # The premise forms, in the order they are tried: (pattern, handler). A handler gets the match, the
-# question's marked dates `qd` and `D(m, group)` (the date a <Dn> marker of `group` stands for), and
+# question's marked dates `qd` and `date_of(m, group)` (the date a <Dn> marker of `group` stands for), and
 # returns the candidate chains, or None to let the next form try.
 _PREMISES = [
     (_WRAP_RE, _premise_wrapped),
@@ -1057,13 +1057,13 @@ def _parse_premise(premise: str) -> list[_Chain]:
     form reads it."""
     s, qd = _mark_dates(" ".join(premise.split()))
 
-    def D(m, g="a") -> _QDate:
+    def date_of(m, g="a") -> _QDate:
         return qd[int(m.group(g))]
 
     for pattern, handler in _PREMISES:
         m = pattern.match(s)
         if m:
-            chains = handler(m, qd, D)
+            chains = handler(m, qd, date_of)
             if chains is not None:
                 return chains
     raise ValueError(f"premise not understood: {premise!r}")
