@@ -111,3 +111,24 @@ def test_a_stage_declares_only_its_own_task_module():
         deps = stage.get("do", stage).get("deps", [])
         assert not [d for d in deps if d.startswith("src/tripost/tasks/") and "${" not in d
                     and not d.endswith(("base.py", "bigbench.py", "__init__.py"))], name
+
+
+def test_editing_one_task_module_reaches_exactly_that_tasks_stages():
+    """As DVC itself resolves dvc.yaml: the stages that depend on `tasks/<task>.py` (so that editing its
+    `parse_answer` reruns them) are that task's stages, every one of its evaluations among them, and the
+    report (which spans every task); no stage of another task."""
+    import os
+
+    from dvc.repo import Repo
+
+    repo = Repo(str(ROOT))
+    stages = list(repo.index.stages)
+    for task in yaml.safe_load((ROOT / "params.yaml").read_text())["tasks"]:
+        module = str(SRC / "tripost" / "tasks" / f"{task}.py")
+        reached = {st.addressing for st in stages
+                   if any(d.fs_path == module or (os.path.isdir(d.fs_path) and module.startswith(d.fs_path.rstrip("/") + "/"))
+                          for d in st.deps)}
+        own = {st.addressing for st in stages if "@" in st.addressing
+               and st.addressing.split("@", 1)[1].split("-")[0] == task}
+        assert reached == own | {"report"}, task
+        assert {a for a in reached if a.startswith("evaluate@")} == {a for a in own if a.startswith("evaluate@")} != set()
