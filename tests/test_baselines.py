@@ -3,17 +3,17 @@ processing as TriPosT) and LMSI records (gold- and FBK-correct samples of M0, de
 
 from __future__ import annotations
 
-import yaml
+import pytest
 
 from _fake_task import AddTask, Gen, fake_model_generate
 from _tiny import repo_params
-from tripost.baselines import (baseline_config, lmsi_records, run_lmsi, run_si_demo, si_demo_trajectories,
-                               training_params)
+from tripost.baselines import baseline_config, lmsi_records, run_lmsi, run_si_demo, si_demo_trajectories
 from tripost.feedback import ScriptedBackend
 from tripost.interaction import _row, collect
 from tripost.io import read_json, read_jsonl
 from tripost.params import deep_merge
 from tripost.processing import run
+from tripost.training import baseline_params
 
 PARAMS = repo_params({"seed": 0, "interaction": {"temperature": 1.0, "max_new_tokens": 64, "batch_size": 8,
                                                  "chunk_size": 8, "max_passes": 1, "max_data_length": 10**6,
@@ -52,10 +52,20 @@ def test_run_si_demo_writes_stage_files_and_weight_one(tmp_path):
     m = run_si_demo(task, pool, ScriptedBackend(task), PARAMS, tmp_path)
     assert m["method"] == "si_demo" and m["trajectories"] == 4 and m["edited"] == 4
     assert read_json(tmp_path / "interaction_metrics.json")["collected_examples"] == m["collected_examples"]
-    tp = yaml.safe_load((tmp_path / "train_params.yaml").read_text())
-    assert tp["train"] == {**PARAMS["train"], "section_weight": 1.0}
-    assert training_params(PARAMS, "lmsi")["train"]["section_weight"] == 1.5
     assert baseline_config(PARAMS, "lmsi")["direct_answer"] is False
+
+
+def test_a_baseline_trains_with_its_own_overrides_of_train():
+    """What the training notebook runs with `baseline=...`: params.yaml's `train:` with the baseline's
+    section weight (SI. demo) and its `baselines.<method>.train` overrides; nothing else changes."""
+    tp = baseline_params(PARAMS, "ft_si_demo", "fake_add")
+    assert tp["train"] == {**PARAMS["train"], "section_weight": 1.0} and PARAMS["train"]["section_weight"] == 1.5
+    assert {k: v for k, v in tp.items() if k != "train"} == {k: v for k, v in PARAMS.items() if k != "train"}
+    assert baseline_params(PARAMS, "lmsi", "fake_add")["train"]["section_weight"] == 1.5
+    params = deep_merge(PARAMS, {"baselines": {"lmsi": {"train": {"epochs": 5}}}})
+    assert baseline_params(params, "lmsi", "fake_add")["train"]["epochs"] == 5
+    with pytest.raises(ValueError, match="baseline must be ft_si_demo or lmsi"):
+        baseline_params(PARAMS, "si_demo")
 
 
 def test_si_demo_on_a_real_task():
@@ -113,7 +123,6 @@ def test_run_lmsi_writes_train_jsonl(tmp_path):
     assert m["questions"] == 4 and m["samples"] == 8 and len(recs) == m["train_examples"] == m["kept"]
     assert all(r["kind"] == "lmsi" and task.parse_answer(r["completion"]) is not None for r in recs)
     assert read_json(tmp_path / "lmsi_metrics.json")["k"] == 2
-    assert yaml.safe_load((tmp_path / "train_params.yaml").read_text())["train"]["epochs"] == 5
 
 
 def test_row_helper_is_reused():

@@ -14,8 +14,8 @@
   off by default: it teaches a second, rationale-free answer format that the self-improving inference
   would then also have to parse).
 
-Both stages write `train_params.yaml` beside their output: params.yaml with `train:` overridden for the
-baseline (section weight, optional `baselines.<method>.train` overrides), for the training notebook.
+Both are then trained once from M0 by the training notebook (`baseline=ft_si_demo|lmsi`), with
+`train:` overridden for the baseline (`tripost.training.baseline_params`: section weight, `baselines.<method>.train`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Callable
 
 from tripost import formats
 from tripost.interaction import EditResult, clean_prediction, content_ok, edit, gold_ok, interaction_metrics, _row
-from tripost.params import deep_merge, section
+from tripost.params import section
 
 METHODS = ("tripost", "si_demo", "lmsi")
 
@@ -37,26 +37,6 @@ def baseline_config(params: dict, method: str, task_name: str | None = None) -> 
     if method not in ("si_demo", "lmsi"):
         raise ValueError(f"baseline method must be si_demo or lmsi, got {method!r}")
     return dict(section(params, "baselines", task_name)[method])
-
-
-def training_params(params: dict, method: str, task_name: str | None = None) -> dict:
-    """params with `train:` overridden for a baseline's single training run from M0."""
-    cfg = baseline_config(params, method, task_name)
-    over = dict(cfg["train"] or {})
-    if method == "si_demo":
-        over.setdefault("section_weight", float(cfg["section_weight"]))
-    return deep_merge(params, {"train": over}) if over else dict(params)
-
-
-def write_training_params(params: dict, method: str, out_dir, task_name: str | None = None) -> Path:
-    import yaml
-
-    from tripost.io import atomic_path
-
-    path = Path(out_dir) / "train_params.yaml"
-    with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(training_params(params, method, task_name), sort_keys=False))
-    return path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -97,7 +77,7 @@ def si_demo_trajectories(task, examples, backend, params: dict, seed: int | None
 
 def run_si_demo(task, examples, backend, params: dict, out_dir) -> dict:
     """Write `<out_dir>/trajectories.jsonl`, `interaction_metrics.json` (same schema as TriPosT's
-    interaction stage) and `train_params.yaml`; returns the metrics."""
+    interaction stage); returns the metrics."""
     from tripost.io import write_json, write_jsonl
     from tripost.processing import collected_count
 
@@ -110,7 +90,6 @@ def run_si_demo(task, examples, backend, params: dict, out_dir) -> dict:
                     "collected_examples": collected_count(task, rows, ratio=float(pcfg["improvement_ratio"])),
                     "backend": backend.name, "llm": backend.metrics.to_dict()})
     write_json(out_dir / "interaction_metrics.json", metrics)
-    write_training_params(params, "si_demo", out_dir, task.name)
     return metrics
 
 
@@ -203,7 +182,7 @@ def lmsi_records(task, examples, model, tokenizer, k: int, temperature: float, s
 
 def run_lmsi(task, examples, model, tokenizer, params: dict, out_dir, *, generate_fn=None, progress=False) -> dict:
     """Sample M0 and write `<out_dir>/train.jsonl` (records for the training notebook, mode "tripost"),
-    `<out_dir>/lmsi_metrics.json` and `train_params.yaml`; returns the metrics."""
+    `<out_dir>/lmsi_metrics.json`; returns the metrics."""
     from tripost.feedback import make_backend
     from tripost.io import write_json, write_jsonl
 
@@ -229,5 +208,4 @@ def run_lmsi(task, examples, model, tokenizer, params: dict, out_dir, *, generat
     write_jsonl(out_dir / "train.jsonl", records)
     metrics = {"task": task.name, "method": "lmsi", **stats, "train_examples": len(records)}
     write_json(out_dir / "lmsi_metrics.json", metrics)
-    write_training_params(params, "lmsi", out_dir, task.name)
     return metrics

@@ -119,6 +119,14 @@ def section(params: dict, name: str, task: str | None = None) -> Section:
     return out
 
 
+def with_section(params: dict, name: str, values: dict) -> dict:
+    """`params` with section `name` deep-merged with `values`; the other sections are shared, not read
+    (reading the result is traced like reading `params`)."""
+    out = type(params)(dict.items(params))
+    dict.__setitem__(out, name, deep_merge(dict.__getitem__(params, name), values))
+    return out
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)
     for k, v in (override or {}).items():

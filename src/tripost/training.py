@@ -41,6 +41,21 @@ TRAIN_KEYS = ("epochs", "max_steps", "max_minutes", "lr", "batch_size", "grad_ac
               "num_threads", "keep_checkpoints", "device", "dtype")
 
 
+def baseline_params(params: dict, baseline: str, task: str | None = None) -> dict:
+    """params with `train:` overridden for a baseline's single training run from M0 (`baseline`:
+    ft_si_demo or lmsi): its `baselines.<method>.train` overrides, and for SI. demo its section weight."""
+    from tripost.params import section, with_section
+
+    methods = {"ft_si_demo": "si_demo", "lmsi": "lmsi"}
+    if baseline not in methods:
+        raise ValueError(f"baseline must be ft_si_demo or lmsi, got {baseline!r}")
+    cfg = section(params, "baselines", task)[methods[baseline]]
+    over = dict(cfg["train"] or {})
+    if baseline == "ft_si_demo":
+        over.setdefault("section_weight", float(cfg["section_weight"]))
+    return with_section(params, "train", over) if over else params
+
+
 def train_config(params: dict, name: str = "train", task: str | None = None, **overrides) -> dict:
     """The `sft` or `train` section of params (the task's overrides merged) with the model's device and
     dtype: everything `train()` needs; `overrides` replace single settings."""
