@@ -121,3 +121,19 @@ def test_every_shipped_profile_is_valid_and_a_bad_profile_is_refused_before_para
     with pytest.raises(ConfigError, match="typo.yaml: train.epoch is not a known setting"):
         apply_profile("typo", params, tmp_path / "profiles")
     assert params.read_text() == before
+
+
+def test_a_setting_only_a_task_sets_is_traced_under_per_task(tmp_path, monkeypatch):
+    import json
+
+    import tripost.params as tp
+
+    assert "buckets" not in load_params(ROOT / "params.yaml")["data"]  # set per task only
+    trace = tmp_path / "trace.jsonl"
+    monkeypatch.setattr(tp, "_traced", set())
+    monkeypatch.setenv(tp.TRACE_ENV, str(trace))
+    params = load_params(ROOT / "params.yaml")
+    section(params, "data", "word_sorting")["buckets"]
+    section(params, "data", "word_sorting")["seed"]
+    keys = [json.loads(line)["key"] for line in trace.read_text().splitlines()]
+    assert keys == ["per_task.word_sorting.data", "per_task.word_sorting.data.buckets", "data.seed"]

@@ -95,6 +95,13 @@ class Section(_Traced):
     """A params section: reading a setting it does not hold names the setting (no value is made up)."""
 
     name = ""
+    task: str | None = None
+    shared: frozenset = frozenset()  # the keys params[name] holds (others come from per_task.<task>.<name>)
+
+    def _key(self, key) -> str:
+        if self.task is not None and key not in self.shared:
+            return f"per_task.{self.task}.{self.name}.{key}"
+        return super()._key(key)
 
     def __getitem__(self, key):
         if not dict.__contains__(self, key):
@@ -116,6 +123,7 @@ def section(params: dict, name: str, task: str | None = None) -> Section:
         return base
     out = Section(base)
     out.name = out.prefix = name
+    out.task, out.shared = task, frozenset(dict.__getitem__(params, name) or {})
     return out
 
 
