@@ -124,7 +124,7 @@ def test_every_stage_declares_the_params_it_reads(smoke_repo):
     assert undeclared_params(lock, reads) == {}
 
 
-@pytest.mark.parametrize("stage, key", [("process@multistep_arithmetic-tripost_t1", "interaction.min_data_length"),
+@pytest.mark.parametrize("stage, key", [("process@multistep_arithmetic-it0", "interaction.min_data_length"),
                                         ("evaluate@multistep_arithmetic-ft", "evaluation"),
                                         ("sft@multistep_arithmetic", "per_task.multistep_arithmetic"),
                                         ("interact@multistep_arithmetic-source0", "processing.improvement_ratio")])
