@@ -181,13 +181,8 @@ def train_and_evaluate(args, task, params, m0, out, records, test, test_all, sta
         if name == "m0" and cache.exists():
             results[name] = json.loads(cache.read_text())
             continue
-        mdl, tk = load_for_inference(path)
         calls = 1 if name == "m0" and args.m0_greedy_only else ecfg["max_generation_calls"]
-        res = evaluate_self_improve(task, mdl, tk, test_all, {**ecfg, "max_generation_calls": calls})
-        preds = res.pop("predictions")
-        res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")}
-                       for p in preds]
-        res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg)
+        res, preds = evaluate_model(task, path, test_all, {**ecfg, "max_generation_calls": calls})
         write_jsonl(out / f"predictions-{name}.jsonl", preds)
         results[name] = res
         if name == "m0":
@@ -200,6 +195,17 @@ def train_and_evaluate(args, task, params, m0, out, records, test, test_all, sta
               "wall_s": round(time.time() - t_start, 1)}
     write_json(out / "result.json", result)
     print(json.dumps(result, indent=1))
+
+
+def evaluate_model(task, model_dir, questions, ecfg) -> tuple[dict, list[dict]]:
+    """The model under the self-improving inference (`ecfg`) on `questions`, with one row per question
+    and the oracle-revision diagnostic: (result, predictions)."""
+    mdl, tk = load_for_inference(model_dir)
+    res = evaluate_self_improve(task, mdl, tk, questions, ecfg)
+    preds = res.pop("predictions")
+    res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")} for p in preds]
+    res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg)
+    return res, preds
 
 
 def oracle_revision(task, model, tokenizer, preds, ecfg) -> dict:

@@ -23,18 +23,17 @@ import sys
 import time
 from pathlib import Path
 
-from tripost.evaluation import evaluate_self_improve
 from tripost.feedback import ScriptedBackend
 from tripost.interaction import edit
 from tripost.io import write_json, write_jsonl
-from tripost.modeling import init_model, load_for_inference
+from tripost.modeling import init_model
 from tripost.params import section
 from tripost.processing import gold_record, turn_records
 from tripost.training import extra_sft_examples, train, train_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import setup  # noqa: E402
-from own_attempts import oracle_revision, summarise  # noqa: E402
+from own_attempts import evaluate_model, summarise  # noqa: E402
 
 
 def retry_records(task, example, rng: random.Random, max_attempt_words: int) -> list[dict]:
@@ -100,18 +99,9 @@ def main(argv=None) -> int:
     if cache.exists():
         results["m0"] = json.loads(cache.read_text())
     elif Path(s.m0).exists():  # M0's greedy answer (one call: its first attempt), cached for later probes
-        mdl, tk = load_for_inference(s.m0)
-        res = evaluate_self_improve(task, mdl, tk, test_all, {**ecfg, "max_generation_calls": 1})
-        preds = res.pop("predictions")
-        res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")} for p in preds]
-        res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg)
-        write_json(cache, res)
-        results["m0"] = res
-    mdl, tk = load_for_inference(out / "model")
-    res = evaluate_self_improve(task, mdl, tk, test_all, ecfg)
-    preds = res.pop("predictions")
-    res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")} for p in preds]
-    res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg)
+        results["m0"], _ = evaluate_model(task, s.m0, test_all, {**ecfg, "max_generation_calls": 1})
+        write_json(cache, results["m0"])
+    res, preds = evaluate_model(task, out / "model", test_all, ecfg)
     write_jsonl(out / "predictions-retry.jsonl", preds)
     results["retry"] = res
     result = {"args": vars(args), "records": kinds,

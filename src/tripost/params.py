@@ -26,6 +26,17 @@ def _record(key: str) -> None:
             f.write(json.dumps({"stage": stage, "key": key}) + "\n")
 
 
+def _reading_all(name: str):
+    """dict's method `name`, recording that the whole mapping was read."""
+    method = getattr(dict, name)
+
+    def read_all(self, *args):
+        self._all()
+        return method(self, *args)
+
+    return read_all
+
+
 class _Traced(dict):
     """A mapping that records which of its settings are read: one key (`[]`, `get`, `in`) or all of
     them (iterated, copied, spread or serialised)."""
@@ -48,29 +59,13 @@ class _Traced(dict):
     def _all(self):
         _record(self.prefix or "*")
 
-    def __iter__(self):
-        self._all()
-        return dict.__iter__(self)
-
-    def items(self):
-        self._all()
-        return dict.items(self)
-
-    def values(self):
-        self._all()
-        return dict.values(self)
-
-    def keys(self):
-        self._all()
-        return dict.keys(self)
-
-    def copy(self):
-        self._all()
-        return dict(dict.items(self))
-
-    def __reduce_ex__(self, protocol):  # deepcopy and pickle
-        self._all()
-        return super().__reduce_ex__(protocol)
+    # iterating, listing, copying, spreading, dumping or deep-copying reads every setting
+    __iter__ = _reading_all("__iter__")
+    items = _reading_all("items")
+    values = _reading_all("values")
+    keys = _reading_all("keys")
+    copy = _reading_all("copy")
+    __reduce_ex__ = _reading_all("__reduce_ex__")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
