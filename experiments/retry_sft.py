@@ -12,6 +12,7 @@ context. Measured: the first attempt (greedy, the `+ft` reading) and the self-im
 self-verification, and the revision given FBK's feedback. Writes `<out>/result.json`.
 
     python experiments/retry_sft.py --task word_sorting --out runs/ws-retry --retry-share 0.5
+    python experiments/retry_sft.py --task word_sorting --out runs/ws-retry-m0 --faults m0
 """
 
 from __future__ import annotations
@@ -34,11 +35,17 @@ from tripost.training import extra_sft_examples, train, train_config
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import setup  # noqa: E402
 from own_attempts import evaluate_model, summarise  # noqa: E402
+from ws_copy_faults import corrupt_like_m0  # noqa: E402
 
 
-def retry_records(task, example, rng: random.Random, max_attempt_words: int) -> list[dict]:
-    """TriPosT's improvement records for a planted mistake in `example`'s gold rationale ([] if none)."""
-    attempt, _ = task.corrupt(example.question, example.rationale, rng)
+def retry_records(task, example, rng: random.Random, max_attempt_words: int, faults: str = "task") -> list[dict]:
+    """TriPosT's improvement records for a planted mistake in `example`'s gold rationale ([] if none).
+    `faults`: "task" plants `task.corrupt`'s mistakes; "m0" (word sorting) plants M0's own kinds of
+    mistakes in their observed mix (`ws_copy_faults`)."""
+    if faults == "m0":
+        attempt, _ = corrupt_like_m0(task, example.question, rng)
+    else:
+        attempt, _ = task.corrupt(example.question, example.rationale, rng)
     if attempt == example.rationale:
         return []
     res = edit(task, ScriptedBackend(task), example.question, example.answer, attempt, max_rounds=5,
@@ -56,11 +63,15 @@ def main(argv=None) -> int:
     ap.add_argument("--task", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--retry-share", type=float, default=0.5)
+    ap.add_argument("--faults", choices=("task", "m0"), default="task",
+                    help="planted mistakes: the task's corrupt, or (word sorting) M0's own kinds in their mix")
     ap.add_argument("--m0", default="", help="the gold-only M0 to compare with (default models/<task>/ft)")
     ap.add_argument("--extra-test", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
+    if args.faults == "m0" and args.task != "word_sorting":
+        ap.error("--faults m0 is measured for word_sorting only")
     t_start = time.time()
     s = setup(args.task, args.m0, args.out, args.params)
     params, task, out = s.params, s.task, s.out
@@ -77,7 +88,7 @@ def main(argv=None) -> int:
     icfg = section(params, "interaction", args.task)
     records, kinds = [], {"gold": 0, "retry": 0}
     for e in examples:
-        recs = retry_records(task, e, rng, int(icfg["max_attempt_words"])) if rng.random() < args.retry_share else []
+        recs = retry_records(task, e, rng, int(icfg["max_attempt_words"]), args.faults) if rng.random() < args.retry_share else []
         if recs:
             records.append(rng.choice(recs))
             kinds["retry"] += 1
