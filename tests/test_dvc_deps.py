@@ -132,3 +132,19 @@ def test_editing_one_task_module_reaches_exactly_that_tasks_stages():
                and st.addressing.split("@", 1)[1].split("-")[0] == task}
         assert reached == own | {"report"}, task
         assert {a for a in reached if a.startswith("evaluate@")} == {a for a in own if a.startswith("evaluate@")} != set()
+
+
+def test_a_run_seed_reruns_the_chain_after_m0_and_never_m0():
+    """As DVC resolves dvc.yaml: `dvc exp run -S seed=N` (the seeds of a multi-seed result) reaches every
+    stage that samples or trains after M0 — interaction, processing, iterations, both baselines — and
+    never the data or M0 itself, so every seed starts from the same M0."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    def declares_seed(stage) -> bool:
+        return any(isinstance(d, ParamsDependency) and "seed" in d.params for d in stage.deps)
+
+    stages = list(Repo(str(ROOT)).index.stages)
+    kinds = {st.addressing.split("@")[0] for st in stages if declares_seed(st)}
+    assert {"interact", "process", "train", "si_demo_data", "lmsi_data", "train_baseline"} <= kinds
+    assert not kinds & {"prepare", "sft", "sft_summary"}, kinds
