@@ -16,7 +16,7 @@ export MALLOC_TOP_PAD_ ?= 1073741824
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup repro test bench clean-venv
+.PHONY: setup repro seeds test bench clean-venv
 
 setup: $(STAMP)
 
@@ -29,6 +29,15 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml src/tripost/lifeline.p
 
 repro: setup
 	$(VENV)/bin/dvc repro
+
+# More seeds of everything after M0 (interaction sampling, iteration and baseline training) as DVC
+# experiments on the committed run (seed 0): M0 is never retrained (the sft stage does not read the
+# seed). Then the workspace is put back to the commit and the mean over seeds is written.
+SEEDS ?= 1 2
+seeds: setup
+	for s in $(SEEDS); do $(VENV)/bin/dvc exp run -n seed-$$s -S seed=$$s || exit 1; done
+	git checkout -- params.yaml dvc.lock && $(VENV)/bin/dvc checkout -q
+	$(PY) -m tripost.report seeds reports/seeds.json --markdown reports/seeds.md
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

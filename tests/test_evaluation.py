@@ -289,3 +289,53 @@ def test_bootstrap_interval_and_paired_difference():
     assert better["low"] > 0.2
     with pytest.raises(ValueError, match="equal lengths"):
         paired_difference([1], [1, 0])
+
+
+def _seed_run(seed, ratio, ft_first, t2_total, name, wrong_rejected=0.25):
+    """One `dvc exp show` entry: params with `seed`, the per-stage metrics of one task's ft and tripost_t2."""
+    e = "reports/eval/word_sorting"
+    return {"name": name, "data": {
+        "params": {"params.yaml": {"data": {"seed": seed, "processing": {"improvement_ratio": ratio}}}},
+        "metrics": {
+            f"{e}/ft/metrics.json": {"data": {"total": ft_first - 0.1, "first_attempt_accuracy": ft_first,
+                                              "si_contrib": 0.0}},
+            f"{e}/tripost_t2/metrics.json": {"data": {"total": t2_total, "si_contrib": 0.5,
+                                                      "verification": {"wrong_rejected_rate": wrong_rejected}}}}}}
+
+
+def test_seed_rows_average_the_seeds_of_one_recipe_and_leave_other_experiments_out(tmp_path):
+    from tripost.report import main, seed_rows, seeds_markdown
+
+    exp_show = [{"rev": "workspace", **_seed_run(2, 1.5, 0.30, 0.40, None)},
+                {"rev": "main", **_seed_run(0, 1.5, 0.30, 0.34, None),
+                 "experiments": [{"revs": [_seed_run(1, 1.5, 0.30, 0.37, "seed-1")]},
+                                 {"revs": [_seed_run(0, 0.5, 0.30, 0.90, "ratio-0.5")]},
+                                 {"revs": [_seed_run(2, 1.5, 0.30, 0.99, "seed-2-again")]}]}]
+    res = seed_rows(exp_show)
+    assert res["seeds"] == [0, 1, 2] and res["ignored"] == 1  # the ratio run (a repeated seed keeps its first run)
+    assert res["runs"] == {"0": "main", "1": "seed-1", "2": "workspace"}
+    rows = {r["method"]: r for r in res["rows"]}
+    assert set(rows) == {"ft", "ft_si", "tripost_t2"}
+    t2 = rows["tripost_t2"]
+    assert t2["totals"] == {"0": 0.34, "1": 0.37, "2": 0.40}
+    # mean 0.37, sd 0.03, half-width t(2) * 0.03 / sqrt(3) = 4.303 * 0.017321 = 0.07453
+    assert t2["total"]["mean"] == pytest.approx(0.37)
+    assert t2["total"]["high"] - t2["total"]["mean"] == pytest.approx(0.07453, abs=1e-4)
+    assert t2["vs_ft"]["mean"] == pytest.approx(0.07) and t2["vs_ft"]["low"] == pytest.approx(0.07 - 0.07453, abs=1e-4)
+    assert t2["wrong_rejected"]["mean"] == pytest.approx(0.25)
+    assert rows["ft"]["total"]["mean"] == pytest.approx(0.30) and rows["ft"]["vs_ft"] is None
+    md = seeds_markdown(res)
+    assert "| WS | TriPosT (t=2) | 37.0 [29.5, 44.5] | 34.0 / 37.0 / 40.0 | +7.0 [-0.5, +14.5] |" in md
+    f = _write(tmp_path / "exp.json", exp_show)
+    main(["seeds", str(tmp_path / "seeds.json"), str(f), "--markdown", str(tmp_path / "seeds.md")])
+    assert json.loads((tmp_path / "seeds.json").read_text())["seeds"] == [0, 1, 2]
+    assert (tmp_path / "seeds.md").read_text() == md
+
+
+def test_seed_interval_is_students_t():
+    from tripost.stats import seed_interval, t975
+
+    assert seed_interval([0.5])["low"] is None and seed_interval([])["mean"] is None
+    r = seed_interval([0.1, 0.3])  # mean 0.2, sd 0.141421, t(1) = 12.706
+    assert r["high"] == pytest.approx(0.2 + 12.706 * 0.141421 / 2 ** 0.5, abs=1e-5)
+    assert t975(11) == 2.201 and t975(31) == pytest.approx(2.0395, abs=5e-4) and t975(120) == pytest.approx(1.9799, abs=5e-4)

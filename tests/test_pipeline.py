@@ -246,6 +246,13 @@ def test_ratio_sweep_with_dvc_exp_run(smoke_repo):
     assert sorted(r["ratio"] for r in rows) == [0.5, 1.5]
     assert {r["task"] for r in rows} == {"multistep_arithmetic"}
     assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("total", "si_freq"))
+    # the seeds summary reads the same real `dvc exp show` output: both runs have seed 0, in two
+    # recipes (ratios), so one seed is averaged and the other recipe's run is left out
+    run([sys.executable, "-m", "tripost.report", "seeds", "reports/seeds.json"], smoke_repo)
+    seeds = json.loads((smoke_repo / "reports" / "seeds.json").read_text())
+    assert seeds["seeds"] == [0] and seeds["ignored"] >= 1, seeds
+    assert {(r["task"], r["method"]) for r in seeds["rows"]} >= {("multistep_arithmetic", "ft"),
+                                                                 ("multistep_arithmetic", "tripost_t2")}
 
 
 def test_the_example_task_runs_through_the_pipeline_with_only_the_two_params_edits(tmp_path):

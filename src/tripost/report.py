@@ -368,12 +368,136 @@ def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_f
     return sorted(rows, key=_sweep_order)
 
 
+# --------------------------------------------------------------------------------------------------
+# seeds: the same pipeline run with several `seed`s (`dvc exp run -S seed=N`) on one fixed M0
+
+def _exp_runs(exp_show, params_file: str):
+    """(name, params, metrics) of every run in parsed `dvc exp show --json` output, in the order shown
+    (the workspace, then each baseline commit before its experiments)."""
+    out = []
+
+    def visit(node, name=None):
+        if isinstance(node, list):
+            for x in node:
+                visit(x, name)
+            return
+        if not isinstance(node, dict):
+            return
+        name = node.get("name") or node.get("rev") or name
+        data = node.get("data") if isinstance(node.get("data"), dict) else None
+        if data and isinstance(data.get("params"), dict) and isinstance(data.get("metrics"), dict):
+            params = _dig(data["params"], [params_file, "data"])
+            if isinstance(params, dict):
+                out.append((name, params, data["metrics"]))
+        for v in node.values():
+            if isinstance(v, (list, dict)):
+                visit(v, name)
+
+    visit(exp_show)
+    return out
+
+
+def _run_rows(metrics: dict, eval_dir: str, metrics_file: str) -> dict:
+    """task -> method -> {total, si_contrib, wrong_rejected} of one run; `ft` is M0's greedy answer
+    (the first attempt of its self-improving run), as in the results table."""
+    per_stage = _per_eval_metrics(metrics, eval_dir)
+    out: dict = {}
+    if per_stage:
+        for task, methods in per_stage.items():
+            for method, m in methods.items():
+                if method == "ft":
+                    out.setdefault(task, {})["ft"] = {"total": m.get("first_attempt_accuracy")}
+                    method = "ft_si"
+                v = m.get("verification") or {}
+                out.setdefault(task, {})[method] = {"total": m.get("total"), "si_contrib": m.get("si_contrib"),
+                                                    "wrong_rejected": v.get("wrong_rejected_rate")}
+        return out
+    for task, methods in (_dig(metrics, [metrics_file, "data"]) or {}).items():
+        for method, m in (methods or {}).items():
+            v = m.get("verification") or {}
+            out.setdefault(task, {})[method] = {"total": m.get("total"), "si_contrib": m.get("si_contrib"),
+                                                "wrong_rejected": v.get("wrong_rejected_rate")}
+    return out
+
+
+def seed_rows(exp_show, *, params_file: str = "params.yaml", metrics_file: str = "reports/metrics.json",
+              eval_dir: str = "reports/eval") -> dict:
+    """Mean and 95% interval over seeds, per task and method, from `dvc exp show --json` output.
+
+    Runs are grouped by their params with `seed` left out; the group holding the most seeds (the
+    first such group on a tie) is the multi-seed result, one run per seed (the first shown), so a
+    ratio sweep or another experiment in the same repository never mixes in. For each (task, method):
+    the total accuracy per seed, its mean with a Student-t interval over seeds, the same for the
+    difference against `+ft` of the same run (M0's greedy answer: M0 is fixed, so this is the method's
+    own seed spread), the SI contribution and the share of wrong first attempts the model rejects
+    itself (self-verification). Returns {"seeds", "runs", "ignored", "rows"}."""
+    import json
+
+    from tripost.stats import seed_interval
+
+    groups: dict[str, dict] = {}
+    for name, params, metrics in _exp_runs(exp_show, params_file):
+        if "seed" not in params:
+            continue
+        key = json.dumps({k: v for k, v in params.items() if k != "seed"}, sort_keys=True)
+        groups.setdefault(key, {}).setdefault(int(params["seed"]), (name, metrics))
+    if not groups:
+        return {"seeds": [], "runs": {}, "ignored": 0, "rows": []}
+    best = max(groups.values(), key=len)  # max keeps the first of equal-sized groups
+    ignored = sum(len(g) for g in groups.values()) - len(best)
+    per_seed = {seed: _run_rows(metrics, eval_dir, metrics_file) for seed, (_, metrics) in sorted(best.items())}
+    tasks = [t for t in TASK_NAMES if any(t in r for r in per_seed.values())]
+    tasks += sorted({t for r in per_seed.values() for t in r} - set(tasks))
+    rows = []
+    for task in tasks:
+        methods = method_order({m for r in per_seed.values() for m in r.get(task, {})})
+        for method in methods:
+            vals = {s: r.get(task, {}).get(method) for s, r in per_seed.items()}
+            vals = {s: v for s, v in vals.items() if v and v.get("total") is not None}
+            if not vals:
+                continue
+            diffs = [v["total"] - per_seed[s][task]["ft"]["total"] for s, v in vals.items()
+                     if (per_seed[s][task].get("ft") or {}).get("total") is not None]
+            rows.append({"task": task, "method": method, "totals": {str(s): v["total"] for s, v in vals.items()},
+                         "total": seed_interval(v["total"] for v in vals.values()),
+                         "vs_ft": seed_interval(diffs) if method != "ft" else None,
+                         "si_contrib": seed_interval(v.get("si_contrib") for v in vals.values()),
+                         "wrong_rejected": seed_interval(v.get("wrong_rejected") for v in vals.values())})
+    return {"seeds": sorted(best), "runs": {str(s): n for s, (n, _) in sorted(best.items())}, "ignored": ignored,
+            "rows": rows}
+
+
+def _interval_cell(d, signed: bool = False) -> str:
+    if not isinstance(d, dict) or d.get("mean") is None:
+        return "–"
+    f = (lambda x: f"{100 * x:+.1f}") if signed else (lambda x: f"{100 * x:.1f}")
+    return f(d["mean"]) if d.get("low") is None else f"{f(d['mean'])} [{f(d['low'])}, {f(d['high'])}]"
+
+
+def seeds_markdown(result: dict) -> str:
+    """The multi-seed table: mean [95% interval over seeds] of each task x method."""
+    seeds = result.get("seeds") or []
+    lines = [f"## Over seeds {', '.join(map(str, seeds))} (one fixed M0; mean [95% t-interval over seeds], %)", ""]
+    if not seeds:
+        return "\n".join(lines + ["No multi-seed runs found (`dvc exp run -S seed=N`).", ""])
+    lines += ["| Task | Method | total | per seed | minus +ft | SI contrib | wrong rejected |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        per = " / ".join(_pct(r["totals"].get(str(s))) if str(s) in r["totals"] else "–" for s in seeds)
+        lines.append(f"| {task_label(r['task'])} | {method_label(r['method'])} | {_interval_cell(r['total'])} | {per} | "
+                     f"{_interval_cell(r['vs_ft'], signed=True)} | {_interval_cell(r['si_contrib'])} | "
+                     f"{_interval_cell(r['wrong_rejected'])} |")
+    if result.get("ignored"):
+        lines += ["", f"{result['ignored']} other run(s) with different params were left out."]
+    return "\n".join(lines + [""])
+
+
 def main(argv=None) -> None:
     """`python -m tripost.report combine OUT METRICS...` writes the combined task -> method file;
     `python -m tripost.report sft-summary MODEL_DIR OUT_DIR` writes M0's metrics and loss history;
     `python -m tripost.report sweep OUT [EXP_SHOW_JSON] [--tasks T...] [--merge]` writes ratio-sweep
     rows from `dvc exp show --json` output (a file, or run here when omitted); `--merge` replaces only
-    the rows of the tasks found and keeps the others already in OUT."""
+    the rows of the tasks found and keeps the others already in OUT; `python -m tripost.report seeds OUT
+    [EXP_SHOW_JSON] [--markdown MD]` writes the mean and interval over seeds (`seed_rows`)."""
     import argparse
     import json
     import subprocess
@@ -400,6 +524,10 @@ def main(argv=None) -> None:
     s.add_argument("--tasks", nargs="+", default=None, help="only these tasks (the ones the experiments reran)")
     s.add_argument("--merge", action="store_true",
                    help="keep OUT's rows of other tasks (a sweep run task by task, on different baselines)")
+    d = sub.add_parser("seeds", help="mean and 95%% interval over seeds from `dvc exp show --json`")
+    d.add_argument("out")
+    d.add_argument("exp_show", nargs="?")
+    d.add_argument("--markdown", default=None, help="also write the table here")
     a = ap.parse_args(argv)
     if a.cmd == "combine":
         combined = combine_metrics(a.metrics)
@@ -414,6 +542,16 @@ def main(argv=None) -> None:
         write_json(Path(a.out_dir) / "metrics.json", metrics)
         write_json(Path(a.out_dir) / "loss_history.json", history)
         print(f"{a.out_dir}: M0 seen {metrics['seen']}, unseen {metrics['unseen']}; {len(history)} loss points")
+    elif a.cmd == "seeds":
+        data = json.loads(Path(a.exp_show).read_text()) if a.exp_show else json.loads(subprocess.run(
+            ["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout)
+        result = seed_rows(data)
+        write_json(a.out, result)
+        if a.markdown:
+            Path(a.markdown).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.markdown).write_text(seeds_markdown(result))
+        print(f"{a.out}: {len(result['rows'])} (task, method) rows over seeds {result['seeds']}"
+              + (f"; {result['ignored']} run(s) with other params left out" if result["ignored"] else ""))
     else:
         if a.exp_show:
             data = json.loads(Path(a.exp_show).read_text())
