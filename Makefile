@@ -35,6 +35,7 @@ repro: setup
 # seed). Then the workspace is put back to the commit and the mean over seeds is written.
 SEEDS ?= 1 2
 seeds: setup
+	@git diff --quiet HEAD -- params.yaml dvc.lock || { echo "make seeds: params.yaml or dvc.lock has uncommitted changes; commit the run the seeds start from first" >&2; exit 1; }
 	for s in $(SEEDS); do $(VENV)/bin/dvc exp run -n seed-$$s -S seed=$$s || exit 1; done
 	git checkout -- params.yaml dvc.lock && $(VENV)/bin/dvc checkout -q
 	$(PY) -m tripost.report seeds reports/seeds.json --markdown reports/seeds.md
