@@ -13,6 +13,7 @@ self-verification, and the revision given FBK's feedback. Writes `<out>/result.j
 
     python experiments/retry_sft.py --task word_sorting --out runs/ws-retry --retry-share 0.5
     python experiments/retry_sft.py --task word_sorting --out runs/ws-retry-m0 --faults m0
+    python experiments/retry_sft.py --task word_sorting --out runs/ws-retry-own --attempts-from models/word_sorting/ft
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ from own_attempts import evaluate_model, summarise  # noqa: E402
 from ws_copy_faults import corrupt_like_m0  # noqa: E402
 
 
-def retry_records(task, example, rng: random.Random, max_attempt_words: int, faults: str = "task") -> list[dict]:
-    """TriPosT's improvement records for a planted mistake in `example`'s gold rationale ([] if none).
-    `faults`: "task" plants `task.corrupt`'s mistakes; "m0" (word sorting) plants M0's own kinds of
-    mistakes in their observed mix (`ws_copy_faults`)."""
-    if faults == "m0":
+def retry_records(task, example, rng: random.Random, max_attempt_words: int, faults: str = "task",
+                  attempt: str | None = None) -> list[dict]:
+    """TriPosT's improvement records for a mistake in an attempt at `example` ([] if it has none):
+    `attempt` when given (a model's own), else one planted in the gold rationale — `faults` "task"
+    plants `task.corrupt`'s mistakes, "m0" (word sorting) M0's own kinds in their observed mix
+    (`ws_copy_faults`)."""
+    if attempt is not None:
+        pass
+    elif faults == "m0":
         attempt, _ = corrupt_like_m0(task, example.question, rng)
     else:
         attempt, _ = task.corrupt(example.question, example.rationale, rng)
@@ -65,6 +70,9 @@ def main(argv=None) -> int:
     ap.add_argument("--retry-share", type=float, default=0.5)
     ap.add_argument("--faults", choices=("task", "m0"), default="task",
                     help="planted mistakes: the task's corrupt, or (word sorting) M0's own kinds in their mix")
+    ap.add_argument("--attempts-from", default="",
+                    help="a model whose greedy attempts at the retry share's questions replace planted mistakes "
+                         "(its wrong attempts become retry examples, its right ones gold examples: STaR's restart)")
     ap.add_argument("--m0", default="", help="the gold-only M0 to compare with (default models/<task>/ft)")
     ap.add_argument("--extra-test", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -87,11 +95,33 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     icfg = section(params, "interaction", args.task)
     records, kinds = [], {"gold": 0, "retry": 0}
-    for e in examples:
-        recs = retry_records(task, e, rng, int(icfg["max_attempt_words"]), args.faults) if rng.random() < args.retry_share else []
+    own: dict[str, str] = {}
+    chosen: list[bool] = []  # with --attempts-from: the retry share is drawn before generating (own rng)
+    if args.attempts_from:  # the model's own greedy attempts at the chosen questions
+        from tripost.generation import generate
+        from tripost.modeling import load_for_inference
+
+        t0 = time.time()
+        mdl, tk = load_for_inference(args.attempts_from)
+        pick = random.Random(f"{args.seed}/retry-share")
+        chosen = [pick.random() < args.retry_share for _ in examples]
+        picked = [e for e, c in zip(examples, chosen) if c]
+        gens = generate(mdl, tk, [task.prompt(e.question) for e in picked], max_new_tokens=int(icfg["max_new_tokens"]),
+                        stop=["\nFeedback:", "\nQ:", "\n\n"], batch_size=64)
+        own = {e.question: g.text for e, g in zip(picked, gens)}
+        right = sum(task.is_correct(task.parse_answer(t), e.answer) for e, t in zip(picked, own.values()))
+        kinds["own_attempts"] = {"n": len(own), "right": right, "generation_s": round(time.time() - t0, 1)}
+        print("own attempts", kinds["own_attempts"], flush=True)
+    for i, e in enumerate(examples):
+        c = chosen[i] if chosen else rng.random() < args.retry_share
+        recs = retry_records(task, e, rng, int(icfg["max_attempt_words"]), args.faults,
+                             attempt=own.get(e.question)) if c else []
         if recs:
             records.append(rng.choice(recs))
             kinds["retry"] += 1
+        elif c and args.attempts_from:  # its own attempt was right: the gold record (the same rationale)
+            records.append(gold_record(task, e))
+            kinds["own_right"] = kinds.get("own_right", 0) + 1
         else:
             records.append(gold_record(task, e))
             kinds["gold"] += 1
