@@ -73,6 +73,9 @@ def main(argv=None) -> int:
     ap.add_argument("--attempts-from", default="",
                     help="a model whose greedy attempts at the retry share's questions replace planted mistakes "
                          "(its wrong attempts become retry examples, its right ones gold examples: STaR's restart)")
+    ap.add_argument("--continue-with", default="",
+                    help="a model that writes every step after the planted one (greedy), so that the planted "
+                         "mistake is followed by the steps the model itself writes after such a mistake")
     ap.add_argument("--m0", default="", help="the gold-only M0 to compare with (default models/<task>/ft)")
     ap.add_argument("--extra-test", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -80,6 +83,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.faults == "m0" and args.task != "word_sorting":
         ap.error("--faults m0 is measured for word_sorting only")
+    if args.continue_with and args.attempts_from:
+        ap.error("--continue-with and --attempts-from are two different sources of mistakes: give one")
     t_start = time.time()
     s = setup(args.task, args.m0, args.out, args.params)
     params, task, out = s.params, s.task, s.out
@@ -112,6 +117,30 @@ def main(argv=None) -> int:
         right = sum(task.is_correct(task.parse_answer(t), e.answer) for e, t in zip(picked, own.values()))
         kinds["own_attempts"] = {"n": len(own), "right": right, "generation_s": round(time.time() - t0, 1)}
         print("own attempts", kinds["own_attempts"], flush=True)
+    if args.continue_with:  # plant in every chosen question, then let the model write the rest
+        from tripost.generation import generate
+        from tripost.modeling import load_for_inference
+
+        t0 = time.time()
+        pick = random.Random(f"{args.seed}/retry-share")
+        chosen = [pick.random() < args.retry_share for _ in examples]
+        prefixes = {}
+        for e, c in zip(examples, chosen):
+            if not c:
+                continue
+            planted, label = (corrupt_like_m0(task, e.question, rng) if args.faults == "m0"
+                              else task.corrupt(e.question, e.rationale, rng))
+            lines = planted.split("\n")
+            at = next(i for i, ln in enumerate(lines) if ln.startswith(f"({label})"))
+            prefixes[e.question] = "\n".join(lines[: at + 1])
+        mdl, tk = load_for_inference(args.continue_with)
+        qs = list(prefixes)
+        gens = generate(mdl, tk, [f"{task.prompt(q)}\n{prefixes[q]}\n" for q in qs],
+                        max_new_tokens=int(icfg["max_new_tokens"]), stop=["\nFeedback:", "\nQ:", "\n\n"],
+                        batch_size=64)
+        own = {q: (prefixes[q] + "\n" + g.text.strip("\n")).strip("\n") for q, g in zip(qs, gens)}
+        kinds["continued"] = {"n": len(own), "generation_s": round(time.time() - t0, 1)}
+        print("planted and continued", kinds["continued"], flush=True)
     for i, e in enumerate(examples):
         c = chosen[i] if chosen else rng.random() < args.retry_share
         recs = retry_records(task, e, rng, int(icfg["max_attempt_words"]), args.faults,
