@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     ap.add_argument("--continue-with", default="",
                     help="a model that writes every step after the planted one (greedy), so that the planted "
                          "mistake is followed by the steps the model itself writes after such a mistake")
+    ap.add_argument("--continue-max-tokens", type=int, default=256,
+                    help="cap on a continuation (a looping one would hold its whole batch to the task's limit)")
     ap.add_argument("--m0", default="", help="the gold-only M0 to compare with (default models/<task>/ft)")
     ap.add_argument("--extra-test", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -136,7 +138,7 @@ def main(argv=None) -> int:
         mdl, tk = load_for_inference(args.continue_with)
         qs = list(prefixes)
         gens = generate(mdl, tk, [f"{task.prompt(q)}\n{prefixes[q]}\n" for q in qs],
-                        max_new_tokens=int(icfg["max_new_tokens"]), stop=["\nFeedback:", "\nQ:", "\n\n"],
+                        max_new_tokens=args.continue_max_tokens, stop=["\nFeedback:", "\nQ:", "\n\n"],
                         batch_size=64)
         own = {q: (prefixes[q] + "\n" + g.text.strip("\n")).strip("\n") for q, g in zip(qs, gens)}
         kinds["continued"] = {"n": len(own), "generation_s": round(time.time() - t0, 1)}
