@@ -78,6 +78,9 @@ def main(argv=None) -> int:
                          "mistake is followed by the steps the model itself writes after such a mistake")
     ap.add_argument("--continue-max-tokens", type=int, default=256,
                     help="cap on a continuation (a looping one would hold its whole batch to the task's limit)")
+    ap.add_argument("--add", action="store_true",
+                    help="retry examples come beside every gold example instead of replacing the chosen ones")
+    ap.add_argument("--max-steps", type=int, default=0, help="> 0: overrides the sft recipe's max_steps")
     ap.add_argument("--m0", default="", help="the gold-only M0 to compare with (default models/<task>/ft)")
     ap.add_argument("--extra-test", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -97,6 +100,8 @@ def main(argv=None) -> int:
 
     # 1. the sft stage's own examples (data/<task>/train.jsonl + sft.extra_examples fresh ones)
     cfg = train_config(params, "sft", args.task)
+    if args.max_steps > 0:
+        cfg["max_steps"] = args.max_steps
     excluded = {e.question for e in test + s.val}
     examples = s.train + extra_sft_examples(task, int(cfg["extra_examples"]), s.seen_buckets, excluded)
     rng = random.Random(args.seed)
@@ -150,6 +155,9 @@ def main(argv=None) -> int:
         if recs:
             records.append(rng.choice(recs))
             kinds["retry"] += 1
+            if args.add:
+                records.append(gold_record(task, e))
+                kinds["gold"] += 1
         elif c and args.attempts_from:  # its own attempt was right: the gold record (the same rationale)
             records.append(gold_record(task, e))
             kinds["own_right"] = kinds.get("own_right", 0) + 1
