@@ -38,6 +38,17 @@ def verify_record(rec: dict) -> dict | None:
             "kind": "verify_wrong" if rec["kind"] == "improvement" else "verify_right"}
 
 
+def verdict_counts(rows: list[dict]) -> dict:
+    """The decision alone, read from the feedback's first words whatever the spelling after them
+    ("Step (1) to ..." accepts, "In step (k) ..." rejects): {right|wrong: {accept, reject, other}}."""
+    out = {"right": {"accept": 0, "reject": 0, "other": 0}, "wrong": {"accept": 0, "reject": 0, "other": 0}}
+    for r in rows:
+        f = r["first_feedback"].strip()
+        verdict = "accept" if f.startswith("Step (") else "reject" if f.startswith("In step (") else "other"
+        out["right" if r["first_attempt_correct"] else "wrong"][verdict] += 1
+    return out
+
+
 def main(argv=None) -> int:
     ap = drill_parser(__doc__, "comma-separated train.jsonl files (judge layout)")
     ap.add_argument("--wrong-share", type=float, default=0.0, help="> 0: resample to this share of wrong attempts")
@@ -66,7 +77,7 @@ def main(argv=None) -> int:
         mdl, tk = load_for_inference(path)
         gens = generate(mdl, tk, prompts, max_new_tokens=120, stop=["\n"], batch_size=64)
         rows = [{**p, "first_feedback": g.text.strip()} for p, g in zip(preds, gens)]
-        res[name] = self_verification(task, rows)
+        res[name] = {**self_verification(task, rows), "by_verdict": verdict_counts(rows)}
         write_jsonl(out / f"feedback-{name}.jsonl",
                     [{"question": p["question"], "right": p["first_attempt_correct"], "feedback": r["first_feedback"]}
                      for p, r in zip(preds, rows)])
