@@ -39,12 +39,13 @@ def verify_record(rec: dict) -> dict | None:
 
 
 def verdict_counts(rows: list[dict]) -> dict:
-    """The decision alone, read from the feedback's first words whatever the spelling after them
-    ("Step (1) to ..." accepts, "In step (k) ..." rejects): {right|wrong: {accept, reject, other}}."""
+    """The decision alone, read from the feedback's words whatever the spelling around them: "In step
+    (k)" anywhere rejects (FBK writes "Step (1) is correct. In step (2) ..." for a later step), a line
+    starting "Step (1) to" without it accepts: {right|wrong: {accept, reject, other}}."""
     out = {"right": {"accept": 0, "reject": 0, "other": 0}, "wrong": {"accept": 0, "reject": 0, "other": 0}}
     for r in rows:
         f = r["first_feedback"].strip()
-        verdict = "accept" if f.startswith("Step (") else "reject" if f.startswith("In step (") else "other"
+        verdict = "reject" if "In step (" in f else "accept" if f.startswith("Step (1) to") else "other"
         out["right" if r["first_attempt_correct"] else "wrong"][verdict] += 1
     return out
 
