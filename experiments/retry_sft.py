@@ -39,18 +39,32 @@ from own_attempts import evaluate_model, summarise  # noqa: E402
 from ws_copy_faults import corrupt_like_m0  # noqa: E402
 
 
+def plant(task, example, rng: random.Random, faults: str) -> tuple[str, str]:
+    """(attempt, label of the planted step): one mistake planted in `example`'s gold rationale."""
+    if faults == "m0":
+        return corrupt_like_m0(task, example.question, rng)
+    return task.corrupt(example.question, example.rationale, rng)
+
+
+def greedy(model_dir, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """The model's greedy continuation of each prompt, stopped where an attempt ends."""
+    from tripost.generation import generate
+    from tripost.modeling import load_for_inference
+
+    mdl, tk = load_for_inference(model_dir)
+    gens = generate(mdl, tk, prompts, max_new_tokens=max_new_tokens, stop=["\nFeedback:", "\nQ:", "\n\n"],
+                    batch_size=64)
+    return [g.text for g in gens]
+
+
 def retry_records(task, example, rng: random.Random, max_attempt_words: int, faults: str = "task",
                   attempt: str | None = None) -> list[dict]:
     """TriPosT's improvement records for a mistake in an attempt at `example` ([] if it has none):
     `attempt` when given (a model's own), else one planted in the gold rationale — `faults` "task"
     plants `task.corrupt`'s mistakes, "m0" (word sorting) M0's own kinds in their observed mix
     (`ws_copy_faults`)."""
-    if attempt is not None:
-        pass
-    elif faults == "m0":
-        attempt, _ = corrupt_like_m0(task, example.question, rng)
-    else:
-        attempt, _ = task.corrupt(example.question, example.rationale, rng)
+    if attempt is None:
+        attempt, _ = plant(task, example, rng, faults)
     if attempt == example.rationale:
         return []
     res = edit(task, ScriptedBackend(task), example.question, example.answer, attempt, max_rounds=5,
@@ -107,45 +121,31 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     icfg = section(params, "interaction", args.task)
     records, kinds = [], {"gold": 0, "retry": 0}
-    own: dict[str, str] = {}
-    chosen: list[bool] = []  # with --attempts-from: the retry share is drawn before generating (own rng)
-    if args.attempts_from:  # the model's own greedy attempts at the chosen questions
-        from tripost.generation import generate
-        from tripost.modeling import load_for_inference
-
-        t0 = time.time()
-        mdl, tk = load_for_inference(args.attempts_from)
+    own: dict[str, str] = {}  # question -> the attempt its retry example starts from (else one is planted)
+    chosen: list[bool] = []  # with a model's attempts: the retry share is drawn before generating (own rng)
+    if args.attempts_from or args.continue_with:
         pick = random.Random(f"{args.seed}/retry-share")
         chosen = [pick.random() < args.retry_share for _ in examples]
+    t0 = time.time()
+    if args.attempts_from:  # the model's own greedy attempts at the chosen questions
         picked = [e for e, c in zip(examples, chosen) if c]
-        gens = generate(mdl, tk, [task.prompt(e.question) for e in picked], max_new_tokens=int(icfg["max_new_tokens"]),
-                        stop=["\nFeedback:", "\nQ:", "\n\n"], batch_size=64)
-        own = {e.question: g.text for e, g in zip(picked, gens)}
-        right = sum(task.is_correct(task.parse_answer(t), e.answer) for e, t in zip(picked, own.values()))
+        texts = greedy(args.attempts_from, [task.prompt(e.question) for e in picked], int(icfg["max_new_tokens"]))
+        own = {e.question: t for e, t in zip(picked, texts)}
+        right = sum(task.is_correct(task.parse_answer(t), e.answer) for e, t in zip(picked, texts))
         kinds["own_attempts"] = {"n": len(own), "right": right, "generation_s": round(time.time() - t0, 1)}
         print("own attempts", kinds["own_attempts"], flush=True)
     if args.continue_with:  # plant in every chosen question, then let the model write the rest
-        from tripost.generation import generate
-        from tripost.modeling import load_for_inference
-
-        t0 = time.time()
-        pick = random.Random(f"{args.seed}/retry-share")
-        chosen = [pick.random() < args.retry_share for _ in examples]
         prefixes = {}
         for e, c in zip(examples, chosen):
             if not c:
                 continue
-            planted, label = (corrupt_like_m0(task, e.question, rng) if args.faults == "m0"
-                              else task.corrupt(e.question, e.rationale, rng))
+            planted, label = plant(task, e, rng, args.faults)
             lines = planted.split("\n")
             at = next(i for i, ln in enumerate(lines) if ln.startswith(f"({label})"))
             prefixes[e.question] = "\n".join(lines[: at + 1])
-        mdl, tk = load_for_inference(args.continue_with)
         qs = list(prefixes)
-        gens = generate(mdl, tk, [f"{task.prompt(q)}\n{prefixes[q]}\n" for q in qs],
-                        max_new_tokens=args.continue_max_tokens, stop=["\nFeedback:", "\nQ:", "\n\n"],
-                        batch_size=64)
-        own = {q: (prefixes[q] + "\n" + g.text.strip("\n")).strip("\n") for q, g in zip(qs, gens)}
+        texts = greedy(args.continue_with, [f"{task.prompt(q)}\n{prefixes[q]}\n" for q in qs], args.continue_max_tokens)
+        own = {q: (prefixes[q] + "\n" + t.strip("\n")).strip("\n") for q, t in zip(qs, texts)}
         kinds["continued"] = {"n": len(own), "generation_s": round(time.time() - t0, 1)}
         print("planted and continued", kinds["continued"], flush=True)
     for i, e in enumerate(examples):

@@ -52,6 +52,8 @@ def _pct_ci(x, ci) -> str:
 def _signed_ci(d) -> str:
     if not isinstance(d, dict) or d.get("mean") is None:
         return "–"
+    if d.get("low") is None:  # a single run: no interval
+        return f"{100 * d['mean']:+.1f}"
     return f"{100 * d['mean']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
 
 
@@ -316,61 +318,6 @@ def _per_eval_metrics(metrics: dict, eval_dir: str) -> dict:
     return out
 
 
-def _sweep_order(row: dict) -> tuple:
-    return row["task"], row["ratio"]
-
-
-def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_file: str = "params.yaml",
-               method: str | None = None, tasks=None, eval_dir: str = "reports/eval") -> list[dict]:
-    """Ratio-sweep rows [{"task", "ratio", "share", "method", "total", "si_freq", "si_contrib", "exp"}]
-    from the parsed output of `dvc exp show --json` (any nesting: the workspace, baseline commits and
-    their experiments are all walked). Each run contributes its `processing.improvement_ratio` r
-    (share = r / (r + 2), the improvement share p of the paper's ablation) and, per task, the metrics
-    of `method` (default: the last TriPosT iteration). The per-stage metrics files under `eval_dir`
-    are preferred to the combined `metrics_file`, so an experiment that reran only some tasks' stages
-    (`dvc exp run -S ... evaluate@<task>-tripost_t2`) still reports fresh numbers for them; `tasks`
-    keeps only the swept tasks (the others' files are the baseline's, unchanged). Runs with the same
-    (task, ratio) keep the first seen."""
-    rows: list[dict] = []
-    seen: set[tuple] = set()
-    keep = set(tasks) if tasks else None
-
-    def visit(node, name=None):
-        if isinstance(node, list):
-            for x in node:
-                visit(x, name)
-            return
-        if not isinstance(node, dict):
-            return
-        name = node.get("name") or node.get("rev") or name
-        data = node.get("data") if isinstance(node.get("data"), dict) else None
-        if data and isinstance(data.get("params"), dict) and isinstance(data.get("metrics"), dict):
-            ratio = _dig(data["params"], [params_file, "data", "processing", "improvement_ratio"])
-            metrics = _per_eval_metrics(data["metrics"], eval_dir) or _dig(data["metrics"], [metrics_file, "data"])
-            if ratio is not None and isinstance(metrics, dict):
-                ratio = float(ratio)
-                for task, methods in metrics.items():
-                    if not isinstance(methods, dict) or (keep is not None and task not in keep):
-                        continue
-                    m = method or _last_tripost(methods)
-                    if m is None or m not in methods or (task, ratio) in seen:
-                        continue
-                    seen.add((task, ratio))
-                    r = methods[m]
-                    rows.append({"task": task, "ratio": ratio, "share": ratio / (ratio + 2) if ratio > 0 else None,
-                                 "method": m, "total": r.get("total"), "si_freq": r.get("si_freq"),
-                                 "si_contrib": r.get("si_contrib"), "exp": name})
-        for v in node.values():
-            if isinstance(v, (list, dict)):
-                visit(v, name)
-
-    visit(exp_show)
-    return sorted(rows, key=_sweep_order)
-
-
-# --------------------------------------------------------------------------------------------------
-# seeds: the same pipeline run with several `seed`s (`dvc exp run -S seed=N`) on one fixed M0
-
 def _exp_runs(exp_show, params_file: str):
     """(name, params, metrics) of every run in parsed `dvc exp show --json` output, in the order shown
     (the workspace, then each baseline commit before its experiments)."""
@@ -397,26 +344,66 @@ def _exp_runs(exp_show, params_file: str):
     return out
 
 
+def _sweep_order(row: dict) -> tuple:
+    return row["task"], row["ratio"]
+
+
+def sweep_rows(exp_show, *, metrics_file: str = "reports/metrics.json", params_file: str = "params.yaml",
+               method: str | None = None, tasks=None, eval_dir: str = "reports/eval") -> list[dict]:
+    """Ratio-sweep rows [{"task", "ratio", "share", "method", "total", "si_freq", "si_contrib", "exp"}]
+    from the parsed output of `dvc exp show --json` (any nesting: the workspace, baseline commits and
+    their experiments are all walked). Each run contributes its `processing.improvement_ratio` r
+    (share = r / (r + 2), the improvement share p of the paper's ablation) and, per task, the metrics
+    of `method` (default: the last TriPosT iteration). The per-stage metrics files under `eval_dir`
+    are preferred to the combined `metrics_file`, so an experiment that reran only some tasks' stages
+    (`dvc exp run -S ... evaluate@<task>-tripost_t2`) still reports fresh numbers for them; `tasks`
+    keeps only the swept tasks (the others' files are the baseline's, unchanged). Runs with the same
+    (task, ratio) keep the first seen."""
+    rows: list[dict] = []
+    seen: set[tuple] = set()
+    keep = set(tasks) if tasks else None
+    for name, params, run_metrics in _exp_runs(exp_show, params_file):
+        ratio = _dig(params, ["processing", "improvement_ratio"])
+        metrics = _per_eval_metrics(run_metrics, eval_dir) or _dig(run_metrics, [metrics_file, "data"])
+        if ratio is None or not isinstance(metrics, dict):
+            continue
+        ratio = float(ratio)
+        for task, methods in metrics.items():
+            if not isinstance(methods, dict) or (keep is not None and task not in keep):
+                continue
+            m = method or _last_tripost(methods)
+            if m is None or m not in methods or (task, ratio) in seen:
+                continue
+            seen.add((task, ratio))
+            r = methods[m]
+            rows.append({"task": task, "ratio": ratio, "share": ratio / (ratio + 2) if ratio > 0 else None,
+                         "method": m, "total": r.get("total"), "si_freq": r.get("si_freq"),
+                         "si_contrib": r.get("si_contrib"), "exp": name})
+    return sorted(rows, key=_sweep_order)
+
+
+# --------------------------------------------------------------------------------------------------
+# seeds: the same pipeline run with several `seed`s (`dvc exp run -S seed=N`) on one fixed M0
+
 def _run_rows(metrics: dict, eval_dir: str, metrics_file: str) -> dict:
     """task -> method -> {total, si_contrib, wrong_rejected} of one run; `ft` is M0's greedy answer
-    (the first attempt of its self-improving run), as in the results table."""
+    (the first attempt of its self-improving run) and `ft_si` the same model under SI, as in the
+    results table."""
+    def row(m: dict) -> dict:
+        return {"total": m.get("total"), "si_contrib": m.get("si_contrib"),
+                "wrong_rejected": (m.get("verification") or {}).get("wrong_rejected_rate")}
+
     per_stage = _per_eval_metrics(metrics, eval_dir)
+    if not per_stage:
+        return {task: {method: row(m) for method, m in (methods or {}).items()}
+                for task, methods in (_dig(metrics, [metrics_file, "data"]) or {}).items()}
     out: dict = {}
-    if per_stage:
-        for task, methods in per_stage.items():
-            for method, m in methods.items():
-                if method == "ft":
-                    out.setdefault(task, {})["ft"] = {"total": m.get("first_attempt_accuracy")}
-                    method = "ft_si"
-                v = m.get("verification") or {}
-                out.setdefault(task, {})[method] = {"total": m.get("total"), "si_contrib": m.get("si_contrib"),
-                                                    "wrong_rejected": v.get("wrong_rejected_rate")}
-        return out
-    for task, methods in (_dig(metrics, [metrics_file, "data"]) or {}).items():
-        for method, m in (methods or {}).items():
-            v = m.get("verification") or {}
-            out.setdefault(task, {})[method] = {"total": m.get("total"), "si_contrib": m.get("si_contrib"),
-                                                "wrong_rejected": v.get("wrong_rejected_rate")}
+    for task, methods in per_stage.items():
+        for method, m in methods.items():
+            if method == "ft":
+                out.setdefault(task, {})["ft"] = row(_greedy_row(m))
+                method = "ft_si"
+            out.setdefault(task, {})[method] = row(m)
     return out
 
 
@@ -467,13 +454,6 @@ def seed_rows(exp_show, *, params_file: str = "params.yaml", metrics_file: str =
             "rows": rows}
 
 
-def _interval_cell(d, signed: bool = False) -> str:
-    if not isinstance(d, dict) or d.get("mean") is None:
-        return "–"
-    f = (lambda x: f"{100 * x:+.1f}") if signed else (lambda x: f"{100 * x:.1f}")
-    return f(d["mean"]) if d.get("low") is None else f"{f(d['mean'])} [{f(d['low'])}, {f(d['high'])}]"
-
-
 def seeds_markdown(result: dict) -> str:
     """The multi-seed table: mean [95% interval over seeds] of each task x method."""
     seeds = result.get("seeds") or []
@@ -481,11 +461,13 @@ def seeds_markdown(result: dict) -> str:
     if not seeds:
         return "\n".join(lines + ["No multi-seed runs found (`dvc exp run -S seed=N`).", ""])
     lines += ["| Task | Method | total | per seed | minus +ft | SI contrib | wrong rejected |", "|---|---|---|---|---|---|---|"]
+    def cell(d) -> str:  # mean [interval] of a seed_interval
+        return _pct_ci((d or {}).get("mean"), d)
+
     for r in result["rows"]:
         per = " / ".join(_pct(r["totals"].get(str(s))) if str(s) in r["totals"] else "–" for s in seeds)
-        lines.append(f"| {task_label(r['task'])} | {method_label(r['method'])} | {_interval_cell(r['total'])} | {per} | "
-                     f"{_interval_cell(r['vs_ft'], signed=True)} | {_interval_cell(r['si_contrib'])} | "
-                     f"{_interval_cell(r['wrong_rejected'])} |")
+        lines.append(f"| {task_label(r['task'])} | {method_label(r['method'])} | {cell(r['total'])} | {per} | "
+                     f"{_signed_ci(r['vs_ft'])} | {cell(r['si_contrib'])} | {cell(r['wrong_rejected'])} |")
     if result.get("ignored"):
         lines += ["", f"{result['ignored']} other run(s) with different params were left out."]
     return "\n".join(lines + [""])
@@ -529,6 +511,14 @@ def main(argv=None) -> None:
     d.add_argument("exp_show", nargs="?")
     d.add_argument("--markdown", default=None, help="also write the table here")
     a = ap.parse_args(argv)
+
+    def exp_show(path):
+        """Parsed `dvc exp show --json`: from a file, or run here when none is given."""
+        if path:
+            return json.loads(Path(path).read_text())
+        return json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True,
+                                         text=True).stdout)
+
     if a.cmd == "combine":
         combined = combine_metrics(a.metrics)
         write_json(a.out, combined)
@@ -543,9 +533,7 @@ def main(argv=None) -> None:
         write_json(Path(a.out_dir) / "loss_history.json", history)
         print(f"{a.out_dir}: M0 seen {metrics['seen']}, unseen {metrics['unseen']}; {len(history)} loss points")
     elif a.cmd == "seeds":
-        data = json.loads(Path(a.exp_show).read_text()) if a.exp_show else json.loads(subprocess.run(
-            ["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout)
-        result = seed_rows(data)
+        result = seed_rows(exp_show(a.exp_show))
         write_json(a.out, result)
         if a.markdown:
             Path(a.markdown).parent.mkdir(parents=True, exist_ok=True)
@@ -553,11 +541,7 @@ def main(argv=None) -> None:
         print(f"{a.out}: {len(result['rows'])} (task, method) rows over seeds {result['seeds']}"
               + (f"; {result['ignored']} run(s) with other params left out" if result["ignored"] else ""))
     else:
-        if a.exp_show:
-            data = json.loads(Path(a.exp_show).read_text())
-        else:
-            data = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True,
-                                             text=True).stdout)
+        data = exp_show(a.exp_show)
         rows = sweep_rows(data, metrics_file=a.metrics_file, method=a.method, tasks=a.tasks)
         if a.merge and Path(a.out).exists():
             fresh = {r["task"] for r in rows}
