@@ -52,3 +52,38 @@ def test_the_default_mix_follows_m0s_error_census():
     assert abs(counts["double"] / n - 2594 / 4429) < 0.07
     assert abs(counts["alien"] / n - 670 / 4429) < 0.05
     assert abs((counts["renumber"] + counts["renumber_dup"]) / n - (739 + 241) / 4429) < 0.07
+
+
+def test_the_error_census_groups_fbks_reasons_over_the_rejected_attempts():
+    """Planted arithmetic and copying mistakes, judged by the real scripted FBK, land in the census
+    under their step and one blanked reason each; accepted attempts and gold records are not counted."""
+    from error_census import census
+
+    from tripost.processing import turn_records
+    from tripost.tasks.multistep_arithmetic import MultistepArithmetic
+
+    task = MultistepArithmetic()
+    rng = random.Random(3)
+    records, planted = [], 0
+    for i in range(40):
+        question, answer = task.sample("l2d2", rng)
+        gold = task.solve(question)
+        attempt, _ = task.corrupt(question, gold, rng) if i % 2 else (gold, None)
+        fb = task.feedback(question, attempt)
+        planted += not fb.is_correct
+        row = {"question": question, "attempts": [attempt], "feedbacks": [fb.text], "status": "direct_correct"}
+        if not fb.is_correct:
+            fixed = task.improve(question, attempt, fb)
+            row = {**row, "attempts": [attempt, fixed], "feedbacks": [fb.text, task.feedback(question, fixed).text],
+                   "status": "edited"}
+        for rec in turn_records(task, row):  # the judge layout: the attempt moves into the prompt
+            cut = rec["completion"].index("\nFeedback:")
+            records.append({**rec, "prompt": rec["prompt"] + rec["completion"][:cut],
+                            "completion": rec["completion"][cut:]})
+    # a gold record is never one of the model's attempts, whatever its text says
+    records.append({"kind": "gold", "prompt": "Q", "completion": "\nFeedback: In step (1) the part x is incorrect."})
+    c = census(records)
+    assert 0 < planted <= 20 and c["wrong"] == planted
+    assert sum(c["steps"].values()) == planted and sum(c["reasons"].values()) == planted
+    calc = [k for k in c["reasons"] if "calculation error" in k]
+    assert calc and all("#" in k and not any(ch.isdigit() for ch in k) for k in calc), c["reasons"]
