@@ -257,3 +257,42 @@ def test_a_checkpoint_half_removed_by_a_killed_cleanup_is_not_resumed_from(tmp_p
     stale.mkdir()
     remove_dir(d)
     assert not d.exists() and not stale.exists() and not list(tmp_path.glob(".gone.removing-*"))
+
+
+def test_the_tokenizer_can_learn_the_feedback_words_without_the_model_training_on_them(tmp_path):
+    """`model.tokenizer_feedback_examples`: the real sft stage (smoke sizes, one step) builds its BPE
+    from the SFT texts plus the scripted FBK's feedback on gold and planted mistakes, so "incorrect"
+    and "calculation" are whole tokens; the SFT texts alone spell them in pieces. The model's
+    training records are the gold ones either way."""
+    import yaml
+    from transformers import AutoTokenizer
+
+    from tripost.data import prepare_task
+    from tripost.params import deep_merge, load_params, section
+    from tripost.tasks import Example, task_from_params
+    from tripost.training import feedback_texts, run_stage, stage_records
+
+    root = Path(__file__).resolve().parent.parent
+    params = deep_merge(load_params(root / "params.yaml"), yaml.safe_load((root / "profiles" / "smoke.yaml").read_text()))
+    params = deep_merge(params, {"model": {"tokenizer_feedback_examples": 24},
+                                 "per_task": {"multistep_arithmetic": {"sft": {"max_steps": 1}}}})
+    task_name = "multistep_arithmetic"
+    prepare_task(task_name, section(params, "data", task_name), tmp_path / "data")
+    train_file = tmp_path / "data" / "train.jsonl"
+    task = task_from_params(params, task_name)
+    examples = [Example.from_dict(json.loads(line)) for line in train_file.read_text().splitlines()]
+    fbs = feedback_texts(task, examples, 24)
+    assert sum("are correct." in f and "In step" not in f for f in fbs) == 24  # every gold verdict
+    assert sum("is incorrect" in f for f in fbs) >= 20  # and (nearly) every planted mistake's
+
+    m = run_stage(task_name, "sft", train_file, tmp_path / "model", params)
+    assert m["kinds"] == {"gold": len(examples)}  # the feedback texts are never trained on
+    line = ' In step (3) the part " (1 - 2) = -3 " is incorrect. This is because there is a calculation error'
+    with_fb = AutoTokenizer.from_pretrained(str(tmp_path / "model"))
+    records, _ = stage_records(task_name, "sft", train_file, params)
+    plain = build_tokenizer([r["prompt"] + r["completion"] for r in records],
+                            vocab_size=int(section(params, "model", task_name)["vocab_size"]))
+    for word in (" incorrect", " calculation"):
+        assert len(with_fb(word, add_special_tokens=False)["input_ids"]) == 1, word
+    assert len(plain(" incorrect", add_special_tokens=False)["input_ids"]) > 2
+    assert len(with_fb(line, add_special_tokens=False)["input_ids"]) < 0.7 * len(plain(line, add_special_tokens=False)["input_ids"])

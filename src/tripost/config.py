@@ -65,6 +65,9 @@ class Model:
     tie_word_embeddings: bool
     init_seed: int
     tokenizer: str
+    # tiny-llama only: the scripted FBK's feedback on this many SFT questions (on the gold rationale and
+    # on a planted mistake) joins the tokenizer's training texts, not the model's; 0 = off
+    tokenizer_feedback_examples: int
     device: str  # auto | cpu | cuda: where every stage loads the model
     dtype: str  # auto (fp32 on CPU, bf16/fp16 on a GPU) | float32 | bfloat16 | float16
 

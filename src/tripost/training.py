@@ -76,6 +76,27 @@ def sft_records(task, examples) -> list[dict]:
     ]
 
 
+def feedback_texts(task, examples, n: int, seed: int = 0) -> list[str]:
+    """The scripted FBK's feedback lines on the first `n` examples (the stage's train_file): the
+    "correct" verdict on the gold rationale and the verdict on one planted mistake (`task.corrupt`)
+    each. Tokenizer texts only (`model.tokenizer_feedback_examples`): a from-scratch BPE trained on
+    rationales alone spells the feedback's words letter by letter."""
+    import random
+
+    from tripost import formats
+
+    rng = random.Random(seed)
+    out = []
+    for e in examples[:n]:
+        out.append("\nFeedback: " + formats.correct_feedback_text(formats.parse_steps(e.rationale)))
+        try:
+            attempt, _ = task.corrupt(e.question, e.rationale, rng)
+            out.append("\nFeedback: " + task.feedback(e.question, attempt).text)
+        except (ValueError, NotImplementedError):  # no mistake can be planted in this rationale
+            continue
+    return out
+
+
 def encode_record(tokenizer, record: dict, *, section_weight: float, mask_prompt: bool,
                   max_length: int | None = None) -> dict | None:
     """Token ids, labels and per-token weights of one record; None if it is longer than max_length.
@@ -481,8 +502,16 @@ def run_stage(task_name: str, mode: str, train_file, output_dir, params: dict, i
     # An adapter's base (a merged previous adapter, or a saved from-scratch base) lives in
     # output_dir/base: the saved adapter points at it, so it is kept for adapter runs.
     work_dir = output_dir / "base"
-    model, tok = make_model(model_cfg, texts=[r["prompt"] + r["completion"] for r in records],
-                            init_model=init_model or None, work_dir=work_dir)
+    texts = [r["prompt"] + r["completion"] for r in records]
+    n_fb = int(model_cfg["tokenizer_feedback_examples"])
+    if mode == "sft" and n_fb > 0 and not init_model and model_cfg["name"] == "tiny-llama":
+        # the scripted FBK's words for the new tokenizer: it reads them, the model never does
+        from tripost.io import read_jsonl
+        from tripost.tasks import Example, task_from_params
+
+        examples = [Example.from_dict(r) for r in read_jsonl(train_file)]
+        texts += feedback_texts(task_from_params(params, task_name), examples, n_fb, seed=int(cfg["seed"]))
+    model, tok = make_model(model_cfg, texts=texts, init_model=init_model or None, work_dir=work_dir)
     metrics = train(model, tok, records, output_dir, cfg, checkpoint_dir=ckpt_dir)
     if model_cfg["adapter"] == "none":
         shutil.rmtree(work_dir, ignore_errors=True)
