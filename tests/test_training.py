@@ -262,7 +262,7 @@ def test_a_checkpoint_half_removed_by_a_killed_cleanup_is_not_resumed_from(tmp_p
 def test_the_tokenizer_can_learn_the_feedback_words_without_the_model_training_on_them(tmp_path):
     """`model.tokenizer_feedback_examples`: the real sft stage (smoke sizes, one step) builds its BPE
     from the SFT texts plus the scripted FBK's feedback on gold and planted mistakes, so "incorrect"
-    and "calculation" are whole tokens; the SFT texts alone spell them in pieces. The model's
+    and "calculation" are whole tokens; the SFT texts alone spell "incorrect" in pieces. The model's
     training records are the gold ones either way."""
     import yaml
     from transformers import AutoTokenizer
