@@ -3,7 +3,10 @@
 Reads the records of `own_attempts.py --layout judge` (each wrong attempt sits in the prompt and its
 first completion line is FBK's feedback) and counts, over the model's wrong attempts, where the first
 wrong step is and why (FBK's reason with numbers, quoted parts and dates blanked, so that equal
-kinds of mistakes share one line). Prints two tables and writes them as JSON. Usage:
+kinds of mistakes share one line). For tasks whose questions list options (date understanding,
+logical deduction) it also counts how many attempts, right and wrong, answer with a text that is not
+one of the options: a mistake a model could catch by comparing, without recomputing. Prints the
+tables and writes them as JSON. Usage:
 
     python experiments/error_census.py runs/msa-own/train.jsonl --out runs/msa-own/census.json
 """
@@ -18,6 +21,26 @@ from collections import Counter
 from tripost.io import read_jsonl, write_json
 
 _STEP = re.compile(r"In step \(([^)]*)\)")
+_ANSWER = re.compile(r"So the answer is (.*?)\.?$")
+
+
+def options_check(prompt: str) -> bool | None:
+    """Whether the attempt in a judge-layout prompt answers with one of the question's options; None when
+    the question lists none or the attempt states no answer."""
+    if "\nOptions:\n" not in prompt:
+        return None
+    rest = prompt.split("\nOptions:\n", 1)[1]
+    options, attempt = [], ""
+    lines = rest.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("Answer:"):
+            attempt = "\n".join(lines[i + 1:])
+            break
+        options.append(line.strip())
+    answers = [m.group(1).strip() for m in map(_ANSWER.search, attempt.splitlines()) if m]
+    if not answers:
+        return None
+    return answers[-1] in options
 
 
 def reason_template(feedback: str) -> str:
@@ -36,6 +59,7 @@ def census(records: list[dict]) -> dict:
     whose first completion line names a wrong step). The scripted IMP's revision is right, so with
     scripted FBK/IMP these are the model's own attempts, one per edited question."""
     steps, reasons, n = Counter(), Counter(), 0
+    in_options = Counter()  # ("right"|"wrong", True|False) -> attempts
     for r in records:
         if r.get("kind") == "gold":
             continue
@@ -44,12 +68,19 @@ def census(records: list[dict]) -> dict:
             continue
         line = first.split("\n", 1)[0]
         m = _STEP.search(line)
+        listed = options_check(r["prompt"])
+        if listed is not None:
+            in_options["wrong" if m else "right", listed] += 1
         if not m:  # an accepted (right) attempt
             continue
         n += 1
         steps[m.group(1)] += 1
         reasons[reason_template(line)] += 1
-    return {"wrong": n, "steps": dict(steps.most_common()), "reasons": dict(reasons.most_common())}
+    out = {"wrong": n, "steps": dict(steps.most_common()), "reasons": dict(reasons.most_common())}
+    if in_options:
+        out["answer_in_options"] = {f"{k} attempts": {"listed": in_options[k, True], "not listed": in_options[k, False]}
+                                    for k in ("right", "wrong")}
+    return out
 
 
 def main(argv=None) -> int:
@@ -65,6 +96,10 @@ def main(argv=None) -> int:
     print("\n| FBK's reason (specifics blanked) | count |\n|---|---|")
     for k, v in list(c["reasons"].items())[: args.top]:
         print(f"| {k} | {v:,} |")
+    if "answer_in_options" in c:
+        print("\n| attempts | answer is an option | answer is not an option |\n|---|---|---|")
+        for k, v in c["answer_in_options"].items():
+            print(f"| {k} | {v['listed']:,} | {v['not listed']:,} |")
     if args.out:
         write_json(args.out, c)
     return 0

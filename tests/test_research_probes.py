@@ -54,32 +54,38 @@ def test_the_default_mix_follows_m0s_error_census():
     assert abs((counts["renumber"] + counts["renumber_dup"]) / n - (739 + 241) / 4429) < 0.07
 
 
-def test_the_error_census_groups_fbks_reasons_over_the_rejected_attempts():
-    """Planted arithmetic and copying mistakes, judged by the real scripted FBK, land in the census
-    under their step and one blanked reason each; accepted attempts and gold records are not counted."""
-    from error_census import census
+def _judged_attempts(task, bucket: str, n: int = 40, seed: int = 3):
+    """Judge-layout records of n questions, every other attempt with a planted mistake, judged and revised
+    by the real scripted FBK/IMP; also the number of rejected attempts and the attempts themselves."""
+    from own_attempts import judge_records
 
-    from tripost.processing import turn_records
-    from tripost.tasks.multistep_arithmetic import MultistepArithmetic
-
-    task = MultistepArithmetic()
-    rng = random.Random(3)
-    records, planted = [], 0
-    for i in range(40):
-        question, answer = task.sample("l2d2", rng)
+    rng = random.Random(seed)
+    records, planted, attempts = [], 0, []
+    for i in range(n):
+        question, _answer = task.sample(bucket, rng)
         gold = task.solve(question)
         attempt, _ = task.corrupt(question, gold, rng) if i % 2 else (gold, None)
         fb = task.feedback(question, attempt)
         planted += not fb.is_correct
+        attempts.append((question, attempt, fb.is_correct))
         row = {"question": question, "attempts": [attempt], "feedbacks": [fb.text], "status": "direct_correct"}
         if not fb.is_correct:
             fixed = task.improve(question, attempt, fb)
             row = {**row, "attempts": [attempt, fixed], "feedbacks": [fb.text, task.feedback(question, fixed).text],
                    "status": "edited"}
-        for rec in turn_records(task, row):  # the judge layout: the attempt moves into the prompt
-            cut = rec["completion"].index("\nFeedback:")
-            records.append({**rec, "prompt": rec["prompt"] + rec["completion"][:cut],
-                            "completion": rec["completion"][cut:]})
+        records += judge_records(task, row)  # the probe's own layout: the attempt sits in the prompt
+    return records, planted, attempts
+
+
+def test_the_error_census_groups_fbks_reasons_over_the_rejected_attempts():
+    """Planted arithmetic and copying mistakes, judged by the real scripted FBK, land in the census
+    under their step and one blanked reason each; accepted attempts and gold records are not counted."""
+    from error_census import census
+
+    from tripost.tasks.multistep_arithmetic import MultistepArithmetic
+
+    task = MultistepArithmetic()
+    records, planted, _ = _judged_attempts(task, "l2d2")
     # a gold record is never one of the model's attempts, whatever its text says
     records.append({"kind": "gold", "prompt": "Q", "completion": "\nFeedback: In step (1) the part x is incorrect."})
     c = census(records)
@@ -87,3 +93,23 @@ def test_the_error_census_groups_fbks_reasons_over_the_rejected_attempts():
     assert sum(c["steps"].values()) == planted and sum(c["reasons"].values()) == planted
     calc = [k for k in c["reasons"] if "calculation error" in k]
     assert calc and all("#" in k and not any(ch.isdigit() for ch in k) for k in calc), c["reasons"]
+
+
+def test_the_error_census_counts_answers_that_are_not_among_the_questions_options():
+    """Date understanding lists options: the census counts right and wrong attempts by whether their
+    answer is one of them, as the task's own question parser and answer parser say."""
+    from error_census import census
+
+    from tripost.tasks.date_understanding import DateUnderstanding, _num, _split_question
+
+    task = DateUnderstanding(option_letters=False)
+    records, planted, attempts = _judged_attempts(task, "1", n=60)
+    expected = {"right": [0, 0], "wrong": [0, 0]}
+    for question, attempt, right in attempts:
+        _stem, options = _split_question(question)
+        expected["right" if right else "wrong"][task.parse_answer(attempt) in [_num(o) for o in options]] += 1
+    got = census(records)["answer_in_options"]
+    assert planted > 10 and expected["right"][0] == 0  # a gold answer is always an option
+    assert expected["wrong"][0] > 0  # some planted dates are not options: the check is not vacuous
+    for k in ("right", "wrong"):
+        assert got[f"{k} attempts"] == {"listed": expected[k][1], "not listed": expected[k][0]}, (k, got)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import shutil
 import time
 from pathlib import Path
@@ -81,8 +82,6 @@ def feedback_texts(task, examples, n: int, seed: int = 0) -> list[str]:
     "correct" verdict on the gold rationale and the verdict on one planted mistake (`task.corrupt`)
     each. Tokenizer texts only (`model.tokenizer_feedback_examples`): a from-scratch BPE trained on
     rationales alone spells the feedback's words letter by letter."""
-    import random
-
     from tripost import formats
 
     rng = random.Random(seed)
