@@ -78,7 +78,7 @@ def test_loss_equals_hand_computation(tok):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     got = weighted_loss(logits, batch["labels"], batch["weights"]).item()
 
-    per_example = []
+    per_example, sums, counts = [], [], []
     for i, e in enumerate(encs):
         num, den = 0.0, 0
         for t in range(1, len(e["input_ids"])):
@@ -88,8 +88,16 @@ def test_loss_equals_hand_computation(tok):
             num += -logp * e["weights"][t]
             den += 1
         per_example.append(num / den)
+        sums.append(num)
+        counts.append(den)
     want = sum(per_example) / len(per_example)
     assert math.isclose(got, want, rel_tol=1e-5)
+    # token normalisation: one mean over every trained token of the batch, whatever its record
+    got_token = weighted_loss(logits, batch["labels"], batch["weights"], "token").item()
+    assert math.isclose(got_token, sum(sums) / sum(counts), rel_tol=1e-5)
+    assert counts[2] < counts[0] and not math.isclose(got_token, want, rel_tol=1e-3)
+    with pytest.raises(ValueError, match="loss_normalization"):
+        weighted_loss(logits, batch["labels"], batch["weights"], "sequence")
     # the weighted example really carries weights > 1 and its loss is larger than unweighted
     unw = weighted_loss(logits[:1], batch["labels"][:1], torch.ones_like(batch["weights"][:1])).item()
     assert got != pytest.approx(unw) and per_example[0] > unw
@@ -118,6 +126,14 @@ def test_real_training_lowers_loss_and_writes_history(tmp_path):
     assert (tmp_path / "run" / "model.safetensors").exists() and (tmp_path / "run" / "tokenizer.json").exists()
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert m["steps"] > 0 and m["tokens_per_s"] > 0 and m["wall_time_s"] > 0
+
+
+def test_an_unknown_loss_normalization_stops_training_before_it_starts(tmp_path, tok):
+    from tripost.training import train
+
+    with pytest.raises(ValueError, match="loss_normalization must be one of example, token, got 'sequence'"):
+        train(build_tiny_llama(TINY, tok), tok, records(4), tmp_path / "run", train_config(loss_normalization="sequence"))
+    assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_interrupted_training_resumes_from_last_checkpoint(tmp_path):

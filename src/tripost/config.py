@@ -89,6 +89,7 @@ class Train:
     max_grad_norm: Number
     section_weight: Number
     mask_prompt: bool
+    loss_normalization: str  # example (each record's mean over its trained tokens) | token (every token alike)
     max_length: int
     group_by_length: bool
     save_steps: int

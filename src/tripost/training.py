@@ -5,8 +5,12 @@ prompt + completion + EOS. Per-token loss weights: 1.0 everywhere, except for re
 `weighted=True`, where every token from the first "\\nFeedback:" to the end (EOS included) gets
 `section_weight` (params `train.section_weight`, 1.5 as in the paper).
 
-Loss of one example = sum_t CE_t * w_t / (number of real label tokens), the mean over the
-examples of a batch, then the Trainer averages over gradient-accumulation steps. Deviations from
+Loss (`loss_normalization: example`): of one example = sum_t CE_t * w_t / (number of its trained
+tokens), the mean over the examples of a batch. With `loss_normalization: token` the batch's loss is
+sum over all its trained tokens of CE_t * w_t / their number (the HF convention): every trained
+token counts the same, so a record whose only trained text is a short verdict does not weigh ten
+times more per token than one that also trains a revision. The Trainer then averages over
+gradient-accumulation steps. Deviations from
 the original code (documented in docs/small-model.md): EOS is appended and trained, pads are right
 pads and are excluded from the loss *and* from the normaliser (the original divides by the padded
 bucket length, so long and short examples counted differently), and the optional `mask_prompt`
@@ -38,8 +42,9 @@ IGNORE = -100
 # iterations; `model.device`/`model.dtype` for placement): `train_config` collects them.
 TRAIN_KEYS = ("epochs", "max_steps", "max_minutes", "lr", "batch_size", "grad_accum", "warmup_ratio", "lr_scheduler",
               "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm", "section_weight", "mask_prompt",
-              "max_length", "group_by_length", "save_steps", "logging_steps", "seed", "torch_compile",
-              "num_threads", "keep_checkpoints", "device", "dtype")
+              "loss_normalization", "max_length", "group_by_length", "save_steps", "logging_steps", "seed",
+              "torch_compile", "num_threads", "keep_checkpoints", "device", "dtype")
+LOSS_NORMALIZATIONS = ("example", "token")
 
 
 def baseline_params(params: dict, baseline: str, task: str | None = None) -> dict:
@@ -151,14 +156,20 @@ class WeightedCollator:
         return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "weights": weights}
 
 
-def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """mean_i [ sum_t CE(logits_i,t, labels_i,t+1) * w_i,t+1 / #{t: labels_i,t+1 != IGNORE} ]."""
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                  normalization: str = "example") -> torch.Tensor:
+    """"example": mean_i [ sum_t CE(logits_i,t, labels_i,t+1) * w_i,t+1 / #{t: labels_i,t+1 != IGNORE} ];
+    "token": sum_i,t CE(...) * w_i,t+1 / #{i, t: labels_i,t+1 != IGNORE}."""
+    if normalization not in LOSS_NORMALIZATIONS:
+        raise ValueError(f"loss_normalization must be one of {LOSS_NORMALIZATIONS}, got {normalization!r}")
     logits = logits[:, :-1].float()
     tgt = labels[:, 1:]
     w = weights[:, 1:]
     ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt.reshape(-1), ignore_index=IGNORE,
                          reduction="none").view_as(tgt)
     mask = (tgt != IGNORE).float()
+    if normalization == "token":
+        return (ce * w * mask).sum() / mask.sum().clamp(min=1.0)
     per_example = (ce * w * mask).sum(1) / mask.sum(1).clamp(min=1.0)
     return per_example.mean()
 
@@ -171,6 +182,7 @@ def _trainer_class():
 
     class WeightedTrainer(Trainer):
         loss_is_scaled_for_ga = False  # our loss is a per-batch mean: let the Trainer divide by GA
+        loss_normalization = "example"  # set per run from the config
 
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
@@ -185,7 +197,7 @@ def _trainer_class():
                 self.real_tokens += int(inputs["attention_mask"].sum())
                 self.padded_tokens += inputs["attention_mask"].numel()
             outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
-            loss = weighted_loss(outputs.logits, labels, weights)
+            loss = weighted_loss(outputs.logits, labels, weights, self.loss_normalization)
             return (loss, outputs) if return_outputs else loss
 
     class TimeLimit(TrainerCallback):
@@ -290,6 +302,9 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
     if missing:
         raise ValueError(f"training config lacks {', '.join(missing)}: build it with tripost.training.train_config "
                          "(the values are in params.yaml)")
+    if cfg["loss_normalization"] not in LOSS_NORMALIZATIONS:
+        raise ValueError(f"loss_normalization must be one of {', '.join(LOSS_NORMALIZATIONS)}, "
+                         f"got {cfg['loss_normalization']!r}")
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
     out_dir = Path(out_dir)
@@ -349,6 +364,7 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    trainer.loss_normalization = cfg["loss_normalization"]
     last = last_complete_checkpoint(ckpt_dir)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=last)
