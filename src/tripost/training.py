@@ -5,7 +5,7 @@ prompt + completion + EOS. Per-token loss weights: 1.0 everywhere, except for re
 `weighted=True`, where every token from the first "\\nFeedback:" to the end (EOS included) gets
 `section_weight` (params `train.section_weight`, 1.5 as in the paper).
 
-Loss (`loss_normalization: example`): of one example = sum_t CE_t * w_t / (number of its trained
+Loss with `loss_normalization: example`: that of one example = sum_t CE_t * w_t / (number of its trained
 tokens), the mean over the examples of a batch. With `loss_normalization: token` the batch's loss is
 sum over all its trained tokens of CE_t * w_t / their number (the HF convention): every trained
 token counts the same, so a record whose only trained text is a short verdict does not weigh ten
@@ -45,6 +45,12 @@ TRAIN_KEYS = ("epochs", "max_steps", "max_minutes", "lr", "batch_size", "grad_ac
               "loss_normalization", "max_length", "group_by_length", "save_steps", "logging_steps", "seed",
               "torch_compile", "num_threads", "keep_checkpoints", "device", "dtype")
 LOSS_NORMALIZATIONS = ("example", "token")
+
+
+def check_loss_normalization(value: str) -> str:
+    if value not in LOSS_NORMALIZATIONS:
+        raise ValueError(f"loss_normalization must be one of {', '.join(LOSS_NORMALIZATIONS)}, got {value!r}")
+    return value
 
 
 def baseline_params(params: dict, baseline: str, task: str | None = None) -> dict:
@@ -160,8 +166,7 @@ def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Ten
                   normalization: str = "example") -> torch.Tensor:
     """"example": mean_i [ sum_t CE(logits_i,t, labels_i,t+1) * w_i,t+1 / #{t: labels_i,t+1 != IGNORE} ];
     "token": sum_i,t CE(...) * w_i,t+1 / #{i, t: labels_i,t+1 != IGNORE}."""
-    if normalization not in LOSS_NORMALIZATIONS:
-        raise ValueError(f"loss_normalization must be one of {LOSS_NORMALIZATIONS}, got {normalization!r}")
+    check_loss_normalization(normalization)
     logits = logits[:, :-1].float()
     tgt = labels[:, 1:]
     w = weights[:, 1:]
@@ -302,9 +307,7 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
     if missing:
         raise ValueError(f"training config lacks {', '.join(missing)}: build it with tripost.training.train_config "
                          "(the values are in params.yaml)")
-    if cfg["loss_normalization"] not in LOSS_NORMALIZATIONS:
-        raise ValueError(f"loss_normalization must be one of {', '.join(LOSS_NORMALIZATIONS)}, "
-                         f"got {cfg['loss_normalization']!r}")
+    check_loss_normalization(cfg["loss_normalization"])
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
     out_dir = Path(out_dir)
