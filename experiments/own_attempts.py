@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tripost import formats
 from tripost.evaluation import bootstrap_interval, evaluate_self_improve
-from tripost.feedback import ScriptedBackend
+from tripost.feedback import ScriptedBackend, options_check
 from tripost.generation import generate
 from tripost.interaction import edit
 from tripost.io import read_jsonl, write_json, write_jsonl
@@ -63,6 +63,28 @@ def judge_records(task, row: dict) -> list[dict]:
     return out
 
 
+def with_options_check(task, rec: dict) -> dict:
+    """`rec` with every feedback opened by the options check (tripost.feedback.options_check) of the
+    attempt it judges (the attempt in the prompt, then each revision)."""
+    text = rec["prompt"] + rec["completion"]
+    question = text.split("Q: ", 1)[1].split("\n" + formats.ANSWER_HEADER, 1)[0]
+    lines, attempt = [], []
+    for line in text.split("\n"):
+        if line.startswith(formats.FEEDBACK_TAG):
+            head = options_check(task, question, "\n".join(attempt))
+            if head:
+                line = f"{formats.FEEDBACK_TAG} {head} {line[len(formats.FEEDBACK_TAG):].strip()}"
+            attempt = []
+        elif formats.parse_step(line) is not None:
+            attempt.append(line)
+        lines.append(line)
+    new = "\n".join(lines)
+    cut = len(rec["prompt"])
+    if new[:cut] != rec["prompt"]:  # a feedback line inside the prompt (the paper layout's later turns)
+        raise ValueError("with_options_check: a record whose prompt holds feedback is not supported")
+    return {**rec, "completion": new[cut:]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--task", required=True)
@@ -87,6 +109,9 @@ def main(argv=None) -> int:
     ap.add_argument("--records-only", action="store_true",
                     help="stop after the records and M0's greedy test attempts (for the drill probes)")
     ap.add_argument("--test-limit", type=int, default=0, help="> 0: only the first N test questions (dry runs)")
+    ap.add_argument("--options-check", action="store_true",
+                    help="every feedback opens with whether the judged answer is one of the options "
+                         "(tripost.feedback.options_check); also the oracle revision's feedback")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
 
@@ -108,6 +133,8 @@ def main(argv=None) -> int:
         records, status, gen_s = reuse_records(args, task)
     else:
         records, status, gen_s = make_records(args, task, params, m0, pool, replay)
+    if args.options_check:
+        records = [r if r["kind"] == "gold" else with_options_check(task, r) for r in records]
     write_jsonl(out / "train.jsonl", records)
     kinds = {}
     for r in records:
@@ -182,7 +209,8 @@ def train_and_evaluate(args, task, params, m0, out, records, test, test_all, sta
             results[name] = json.loads(cache.read_text())
             continue
         calls = 1 if name == "m0" and args.m0_greedy_only else ecfg["max_generation_calls"]
-        res, preds = evaluate_model(task, path, test_all, {**ecfg, "max_generation_calls": calls})
+        res, preds = evaluate_model(task, path, test_all, {**ecfg, "max_generation_calls": calls},
+                                    options=args.options_check)
         write_jsonl(out / f"predictions-{name}.jsonl", preds)
         results[name] = res
         if name == "m0":
@@ -197,18 +225,18 @@ def train_and_evaluate(args, task, params, m0, out, records, test, test_all, sta
     print(json.dumps(result, indent=1))
 
 
-def evaluate_model(task, model_dir, questions, ecfg) -> tuple[dict, list[dict]]:
+def evaluate_model(task, model_dir, questions, ecfg, options: bool = False) -> tuple[dict, list[dict]]:
     """The model under the self-improving inference (`ecfg`) on `questions`, with one row per question
     and the oracle-revision diagnostic: (result, predictions)."""
     mdl, tk = load_for_inference(model_dir)
     res = evaluate_self_improve(task, mdl, tk, questions, ecfg)
     preds = res.pop("predictions")
     res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")} for p in preds]
-    res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg)
+    res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg, options)
     return res, preds
 
 
-def oracle_revision(task, model, tokenizer, preds, ecfg) -> dict:
+def oracle_revision(task, model, tokenizer, preds, ecfg, options: bool = False) -> dict:
     """Refinement alone: for every wrong first attempt, the scripted FBK's feedback is given and the model
     writes one `Updated Answer` (greedy). How often is that revision right?"""
     header = formats.answer_header(task.info, updated=True)
@@ -222,7 +250,8 @@ def oracle_revision(task, model, tokenizer, preds, ecfg) -> dict:
             continue
         if fb.is_correct:
             continue
-        items.append((p, f"{task.prompt(p['question'])}\n{p['first_attempt']}\nFeedback: {fb.text}\n{header}"))
+        text = f"{options_check(task, p['question'], p['first_attempt'])} {fb.text}".strip() if options else fb.text
+        items.append((p, f"{task.prompt(p['question'])}\n{p['first_attempt']}\nFeedback: {text}\n{header}"))
     gens = generate(model, tokenizer, [t for _, t in items], max_new_tokens=int(ecfg["max_new_tokens"]),
                     stop=["\nFeedback:", "\nQ:", "\n\n"], batch_size=64) if items else []
     fixed = sum(1 for (p, _), g in zip(items, gens) if task.is_correct(task.parse_answer(g.text), p["gold"]))

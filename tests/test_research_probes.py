@@ -113,3 +113,56 @@ def test_the_error_census_counts_answers_that_are_not_among_the_questions_option
     assert expected["wrong"][0] > 0  # some planted dates are not options: the check is not vacuous
     for k in ("right", "wrong"):
         assert got[f"{k} attempts"] == {"listed": expected[k][1], "not listed": expected[k][0]}, (k, got)
+
+
+def test_the_options_check_opens_every_feedback_and_keeps_its_verdict():
+    """With `--options-check` each feedback of a judge-layout record opens with whether the answer it
+    judges is one of the question's options (as the task's own parsers say), and still parses to the
+    same verdict and step; the prompt (the model's attempt) is untouched."""
+    from own_attempts import with_options_check
+
+    from tripost.formats import FEEDBACK_TAG, parse_feedback
+    from tripost.tasks.date_understanding import DateUnderstanding, _num, _split_question
+
+    task = DateUnderstanding(option_letters=False)
+    records, _planted, attempts = _judged_attempts(task, "1", n=60)
+    listed = {}
+    for question, attempt, _right in attempts:
+        _stem, options = _split_question(question)
+        listed[question] = task.parse_answer(attempt) in [_num(o) for o in options]
+    assert set(listed.values()) == {True, False}  # both verdicts occur: the check is not vacuous
+    for rec in records:
+        new = with_options_check(task, rec)
+        assert new["prompt"] == rec["prompt"]
+        old_fbs = [ln for ln in rec["completion"].splitlines() if ln.startswith(FEEDBACK_TAG)]
+        new_fbs = [ln for ln in new["completion"].splitlines() if ln.startswith(FEEDBACK_TAG)]
+        assert len(old_fbs) == len(new_fbs) >= 1
+        for i, (old, fb) in enumerate(zip(old_fbs, new_fbs)):
+            a, b = parse_feedback(old), parse_feedback(fb)
+            assert (a.is_correct, a.step, a.segment) == (b.is_correct, b.step, b.segment)
+            assert fb.startswith(f"{FEEDBACK_TAG} The answer ") and fb.endswith(old[len(FEEDBACK_TAG):].strip())
+            if i == 0:  # the first feedback judges the attempt in the prompt
+                question = rec["prompt"].split("Q: ", 1)[1].split("\nAnswer:", 1)[0]
+                assert ("is not one of the options." in fb) == (not listed[question]), fb
+            else:  # later ones judge FBK/IMP's revision, always a right answer
+                assert "is one of the options." in fb
+
+
+def test_the_options_check_needs_options_and_an_answer():
+    """No options (MSA) or no stated answer: no sentence. Lettered options (LD): the letter is listed."""
+    from tripost.feedback import options_check
+    from tripost.tasks.logical_deduction import LogicalDeduction
+    from tripost.tasks.multistep_arithmetic import MultistepArithmetic
+
+    rng = random.Random(0)
+    msa = MultistepArithmetic()
+    q, _ = msa.sample(msa.default_buckets["seen"][0], rng)
+    assert options_check(msa, q, msa.solve(q)) == ""
+    ld = LogicalDeduction()
+    q, answer = ld.sample(ld.default_buckets["seen"][0], rng)
+    gold = ld.solve(q)
+    assert options_check(ld, q, gold) == f"The answer {ld.parse_answer(gold)} is one of the options."
+    assert options_check(ld, q, gold.rsplit("\n", 1)[0]) == ""  # the final response cut off
+    assert len(q.split("\nOptions:\n", 1)[1].splitlines()) == 3  # (A)-(C): a (G) is not listed
+    assert options_check(ld, q, gold.replace(f"answer is ({answer})", "answer is (G)")) == (
+        "The answer G is not one of the options.")

@@ -241,6 +241,32 @@ def check_llm_key(params: dict, task_name: str) -> None:
                        "a local server without authentication accepts any value, e.g. EMPTY")
 
 
+_LETTERED_OPTION = re.compile(r"^\(([A-Z])\)\s*(.*)$")
+
+
+def options_check(task, question: str, attempt: str) -> str:
+    """An opening sentence for FBK's feedback on a multiple-choice question: the attempt's answer restated
+    and whether it is one of the question's options (`The answer 04/11/1907 is not one of the options.`).
+    '' when the question lists no options or the attempt states no answer. The check is one the small
+    model can learn by comparison, without recomputing its steps (docs/research.md, run 18)."""
+    if "\nOptions:\n" not in question:
+        return ""
+    answer = task.parse_answer(attempt)
+    if not answer:
+        return ""
+    listed = set()
+    for line in question.split("\nOptions:\n", 1)[1].splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        listed.add(line)
+        m = _LETTERED_OPTION.match(line)
+        if m:
+            listed.update({f"({m.group(1)})", m.group(1), m.group(2).rstrip(".")})
+    verdict = "is one of the options" if answer.strip() in listed else "is not one of the options"
+    return f"The answer {answer.strip()} {verdict}."
+
+
 def make_backend(task, params: dict, *, cache_dir: str | Path | None = None) -> Backend:
     """The backend params.yaml's `feedback_backend` section selects for `task` (per_task overrides);
     the LLM backend checks its key first (`check_llm_key`)."""
