@@ -232,6 +232,7 @@ def evaluate_model(task, model_dir, questions, ecfg, options: bool = False) -> t
     res = evaluate_self_improve(task, mdl, tk, questions, ecfg)
     preds = res.pop("predictions")
     res["rows"] = [{k: p[k] for k in ("split", "correct", "first_attempt_correct", "num_revisions")} for p in preds]
+    res["verification"]["wrong_by_options"] = by_options(task, preds)
     res["oracle_revision"] = oracle_revision(task, mdl, tk, preds, ecfg, options)
     return res, preds
 
@@ -258,6 +259,28 @@ def oracle_revision(task, model, tokenizer, preds, ecfg, options: bool = False) 
     same = sum(1 for (p, _), g in zip(items, gens) if g.text.strip() == p["first_attempt"].strip())
     return {"wrong_first_attempts": len(items), "fixed": fixed, "identical_to_first": same,
             "fixed_rate": fixed / len(items) if items else None}
+
+
+def by_options(task, preds: list[dict]) -> dict:
+    """Wrong first attempts split by whether their answer is one of the question's options: how many the
+    model's own first feedback rejected and how many its self-improving inference fixed. {} for tasks
+    without options."""
+    from tripost.formats import parse_feedback
+
+    out = {}
+    for p in preds:
+        if p["first_attempt_correct"] or not p.get("first_attempt"):
+            continue
+        check = options_check(task, p["question"], p["first_attempt"])
+        if not check:
+            continue
+        d = out.setdefault("not listed" if "is not one of" in check else "listed",
+                           {"wrong": 0, "rejected": 0, "fixed": 0})
+        fb = parse_feedback(p["first_feedback"]) if p.get("first_feedback") else None
+        d["wrong"] += 1
+        d["rejected"] += fb is not None and not fb.is_correct
+        d["fixed"] += bool(p["correct"])
+    return out
 
 
 def summarise(results: dict, test_split_n: int) -> dict:

@@ -166,3 +166,30 @@ def test_the_options_check_needs_options_and_an_answer():
     assert len(q.split("\nOptions:\n", 1)[1].splitlines()) == 3  # (A)-(C): a (G) is not listed
     assert options_check(ld, q, gold.replace(f"answer is ({answer})", "answer is (G)")) == (
         "The answer G is not one of the options.")
+
+
+def test_wrong_attempts_are_split_by_whether_their_answer_is_listed():
+    """`by_options` counts, per side of the options check, the wrong first attempts, those whose first
+    feedback rejects them (here FBK's own on every other one) and those the inference fixed."""
+    from own_attempts import by_options
+
+    from tripost.tasks.date_understanding import DateUnderstanding, _num, _split_question
+
+    task = DateUnderstanding(option_letters=False)
+    _records, _planted, attempts = _judged_attempts(task, "1", n=60)
+    preds, expected = [], {}
+    for i, (question, attempt, right) in enumerate(attempts):
+        judged = i % 4 == 1  # every other wrong attempt gets FBK's (rejecting) feedback, the rest none
+        preds.append({"question": question, "first_attempt": attempt, "first_attempt_correct": right,
+                      "first_feedback": task.feedback(question, attempt).text if judged else None,
+                      "correct": right or i % 3 == 0})
+        if right:
+            continue
+        _stem, options = _split_question(question)
+        side = "listed" if task.parse_answer(attempt) in [_num(o) for o in options] else "not listed"
+        d = expected.setdefault(side, {"wrong": 0, "rejected": 0, "fixed": 0})
+        d["wrong"] += 1
+        d["rejected"] += judged
+        d["fixed"] += i % 3 == 0
+    assert len(expected) == 2 and all(d["rejected"] and d["fixed"] for d in expected.values())
+    assert by_options(task, preds) == expected

@@ -187,10 +187,10 @@ def _trainer_class():
 
     class WeightedTrainer(Trainer):
         loss_is_scaled_for_ga = False  # our loss is a per-batch mean: let the Trainer divide by GA
-        loss_normalization = "example"  # set per run from the config
 
-        def __init__(self, *a, **kw):
+        def __init__(self, *a, loss_normalization: str, **kw):
             super().__init__(*a, **kw)
+            self.loss_normalization = check_loss_normalization(loss_normalization)
             self.model_accepts_loss_kwargs = False
             self.real_tokens = 0
             self.padded_tokens = 0
@@ -366,8 +366,8 @@ def _train(model, tokenizer, records, out_dir, config, checkpoint_dir) -> dict:
         data_collator=WeightedCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         callbacks=callbacks,
+        loss_normalization=cfg["loss_normalization"],
     )
-    trainer.loss_normalization = cfg["loss_normalization"]
     last = last_complete_checkpoint(ckpt_dir)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=last)
