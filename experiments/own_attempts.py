@@ -265,8 +265,6 @@ def by_options(task, preds: list[dict]) -> dict:
     """Wrong first attempts split by whether their answer is one of the question's options: how many the
     model's own first feedback rejected and how many its self-improving inference fixed. {} for tasks
     without options."""
-    from tripost.formats import parse_feedback
-
     out = {}
     for p in preds:
         if p["first_attempt_correct"] or not p.get("first_attempt"):
@@ -276,7 +274,7 @@ def by_options(task, preds: list[dict]) -> dict:
             continue
         d = out.setdefault("not listed" if "is not one of" in check else "listed",
                            {"wrong": 0, "rejected": 0, "fixed": 0})
-        fb = parse_feedback(p["first_feedback"]) if p.get("first_feedback") else None
+        fb = formats.parse_feedback(p["first_feedback"]) if p.get("first_feedback") else None
         d["wrong"] += 1
         d["rejected"] += fb is not None and not fb.is_correct
         d["fixed"] += bool(p["correct"])

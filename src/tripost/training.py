@@ -190,7 +190,7 @@ def _trainer_class():
 
         def __init__(self, *a, loss_normalization: str, **kw):
             super().__init__(*a, **kw)
-            self.loss_normalization = check_loss_normalization(loss_normalization)
+            self.loss_normalization = loss_normalization  # checked by _train before the trainer is built
             self.model_accepts_loss_kwargs = False
             self.real_tokens = 0
             self.padded_tokens = 0
