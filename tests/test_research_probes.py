@@ -193,3 +193,77 @@ def test_wrong_attempts_are_split_by_whether_their_answer_is_listed():
         d["fixed"] += i % 3 == 0
     assert len(expected) == 2 and all(d["rejected"] and d["fixed"] for d in expected.values())
     assert by_options(task, preds) == expected
+
+
+def test_the_verdict_gate_replays_the_loops_chain_and_cuts_it_at_the_first_unconfident_rejection():
+    """experiments/verdict_margin.py rebuilds, from a prediction row, the context each feedback was written
+    after (checked against the prompts the loop really sent) and cuts the chain where the gate stops."""
+    import math
+
+    from _fake_task import AddTask, Gen
+    from tripost.inference import self_improve
+    from verdict_margin import chain, gated
+
+    task = AddTask()
+    q = "1 + 2 + 3 ="
+    wrong1 = "(1) Let's calculate 1 + 2 = 4.\n(2) Let's calculate 4 + 3 = 7.\n(Final response) So the answer is 7."
+    wrong2 = "(1) Let's calculate 1 + 2 = 3.\n(2) Let's calculate 3 + 3 = 5.\n(Final response) So the answer is 5."
+    right = "(1) Let's calculate 1 + 2 = 3.\n(2) Let's calculate 3 + 3 = 6.\n(Final response) So the answer is 6."
+    err1 = 'In step (1) the part " 1 + 2 = 4 " is incorrect. This is because 1 + 2 is not equal to 4.'
+    err2 = 'Step (1) is correct. In step (2) the part " 3 + 3 = 5 " is incorrect. This is because 3 + 3 is 6.'
+    ok = "Step (1) to (2) are correct. The final response is also correct."
+    upd = "Updated Answer: Let's think step by step."
+    script = [f"\n{wrong1}\nFeedback: {err1}\n{upd}\n{wrong2}\nFeedback: {err2}", f"\n{right}\nFeedback: {ok}"]
+    sent = []
+
+    def gen(model, tok, prompts, **kw):
+        sent.extend(prompts)
+        return [Gen(script.pop(0), "eos", 10)]
+
+    [r] = self_improve(task, [q], max_generation_calls=3, max_new_tokens=50, batch_size=1, seed=0, generate_fn=gen)
+    pred = {"question": q, "gold": "6", "text": r.text, "correct": r.answer == "6"}
+    links = chain(task, pred)
+    assert [x["answer"] for x in links] == ["7", "5", "6"] and [x["rejects"] for x in links] == [True, True, False]
+    assert links[0]["context"] == f"{sent[0]}\n{wrong1}\nFeedback:"
+    assert links[1]["context"] == f"{sent[0]}\n{wrong1}\nFeedback: {err1}\n{upd}\n{wrong2}\nFeedback:"
+    assert links[2]["context"] == f"{sent[1]}\n{right}\nFeedback:"  # the re-prompt holds only the last attempt
+    assert links[0]["accept_text"] == ok
+    for link, m in zip(links, (2.0, 0.5, None)):
+        link["margin"] = m
+    outcome = {tau: gated(task, pred, links, tau) for tau in (-math.inf, 0.4, 1.0, 3.0, math.inf)}
+    assert outcome[-math.inf] == outcome[0.4] == {"correct": True, "first_correct": False, "revisions": 2}
+    assert outcome[1.0] == {"correct": False, "first_correct": False, "revisions": 1}  # stops at the "5"
+    assert outcome[3.0] == outcome[math.inf] == {"correct": False, "first_correct": False, "revisions": 0}
+
+
+def test_the_verdict_margin_is_the_models_log_odds_where_the_two_feedbacks_part():
+    pytest.importorskip("torch")
+    import torch
+
+    from _fake_task import AddTask
+    from _tiny import TINY
+    from tripost.modeling import build_tiny_llama, build_tokenizer
+    from verdict_margin import accept_text, margin
+
+    task = AddTask()
+    q = "1 + 2 + 3 ="
+    attempt = "(1) Let's calculate 1 + 2 = 4.\n(2) Let's calculate 4 + 3 = 7.\n(Final response) So the answer is 7."
+    reject = 'Step (1) is correct. In step (2) the part " 4 + 3 = 7 " is incorrect. This is because 1 + 2 is 3.'
+    accept = accept_text(attempt, reject)
+    assert accept == "Step (1) to (2) are correct. The final response is also correct."
+    lead = "The answer 7 is not one of the options."
+    assert accept_text(attempt, f"{lead} {reject}") == f"{lead} {accept}"
+    ctx = f"{task.prompt(q)}\n{attempt}\nFeedback:"
+    tok = build_tokenizer([f"{ctx} {reject}", f"{ctx} {accept}"] * 5, vocab_size=512)
+    torch.manual_seed(0)
+    model = build_tiny_llama(TINY, tok).eval()
+    m = margin(model, tok, ctx, reject, accept)
+    a, b = tok(f"{ctx} {reject}").input_ids, tok(f"{ctx} {accept}").input_ids
+    k = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    assert k > len(tok(ctx).input_ids)  # "Step (1)" is shared: the feedbacks part later
+    with torch.no_grad():
+        la = torch.log_softmax(model(torch.tensor([a])).logits[0, k - 1].float(), -1)
+        lb = torch.log_softmax(model(torch.tensor([b])).logits[0, k - 1].float(), -1)
+    assert m == pytest.approx(float(la[a[k]] - lb[b[k]]), abs=1e-4) and m != 0
+    assert margin(model, tok, ctx, accept, reject) == pytest.approx(-m, abs=1e-5)
+    assert margin(model, tok, ctx, accept, accept) is None

@@ -1,0 +1,228 @@
+"""Research probe: revise only when the model is confident that its own attempt is wrong.
+
+A model trained to judge its own attempts (an `own_attempts.py` run) rejects right attempts as well as
+wrong ones, and a rejected right attempt is usually broken by the revision. This probe asks whether
+the model's *confidence* in a rejection separates the two better than its greedy verdict does.
+
+For every feedback the model wrote under the self-improving inference, the **verdict margin** is its
+log-odds of rejecting at the point where rejecting and accepting part: the model's own feedback and
+the accepting feedback for the same attempt (`Step (1) to (N) are correct. The final response is also
+correct.`, after the same opening sentence if the feedback has one) are tokenized after the same
+context, and at their first differing token the margin is log P(rejecting token) - log P(accepting
+token). A gated policy with threshold `tau` revises only after a rejection whose margin is at least
+`tau`. With greedy decoding the gated loop's chain of attempts is the ungated chain cut at the first
+feedback that accepts or whose margin is below `tau`, so one ungated run gives every `tau` exactly.
+
+`tau` is chosen on validation questions (freshly generated seen-bucket questions that are in neither
+the test set nor the model's training records) and only then read on the test set; the whole curve on
+the test set is written too, as a diagnostic. Writes `<out>/result.json`. Usage:
+
+    python experiments/verdict_margin.py --task date_understanding --run runs/du-judge-lr1e3-3ep \\
+        --out runs/du-margin-16b --params runs/params-tfe.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+from tripost import formats
+from tripost.evaluation import bootstrap_interval, evaluate_self_improve
+from tripost.inference import _is_correct_feedback
+from tripost.io import read_jsonl, write_json, write_jsonl
+from tripost.modeling import load_for_inference
+from tripost.params import section
+from tripost.training import extra_sft_examples
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import setup  # noqa: E402
+
+_LEAD_RE = re.compile(r"^(The answer .*? one of the options\.)\s*")
+_QUESTION_RE = re.compile(r"^Q: (.*?)\n(?:Updated )?Answer:", re.S)
+
+
+def chain(task, pred: dict) -> list[dict]:
+    """The attempts of one prediction row with, for each, the context its feedback was written after,
+    the feedback, whether it rejects, and the attempt's parsed answer (the loop's re-prompts rebuilt:
+    a revision's context holds the prompt, the previous attempt, its feedback and the header)."""
+    prompt = task.prompt(pred["question"])
+    completion = pred["text"][len(prompt):]
+    attempts, feedbacks = formats.split_attempts(completion)
+    attempts = [a for a in attempts if a]
+    header = formats.answer_header(task.info, updated=True)
+    out = []
+    for i, att in enumerate(attempts):
+        if i == 0:
+            ctx = f"{prompt}\n{att}\n{formats.FEEDBACK_TAG}"
+        else:
+            ctx = (f"{prompt}\n{attempts[i - 1]}\n{formats.FEEDBACK_TAG} {feedbacks[i - 1]}\n{header}\n{att}\n"
+                   f"{formats.FEEDBACK_TAG}")
+        fb = feedbacks[i] if i < len(feedbacks) else None
+        out.append({"context": ctx, "feedback": fb, "answer": task.parse_answer(att),
+                    "rejects": fb is not None and not _is_correct_feedback(f"{formats.FEEDBACK_TAG} {fb}"),
+                    "accept_text": accept_text(att, fb or "")})
+    return out
+
+
+def accept_text(attempt: str, feedback: str) -> str:
+    """The accepting feedback for `attempt`, after the same options sentence as `feedback` if any."""
+    text = formats.correct_feedback_text(formats.parse_steps(attempt))
+    m = _LEAD_RE.match(feedback)
+    return f"{m.group(1)} {text}" if m else text
+
+
+def margin(model, tokenizer, context: str, reject: str, accept: str) -> float | None:
+    """log P(reject's token) - log P(accept's token) at the first token where the two feedbacks part,
+    both written after `context` + ' '. None if one is a prefix of the other."""
+    import torch
+
+    a = tokenizer(f"{context} {reject}", add_special_tokens=True).input_ids
+    b = tokenizer(f"{context} {accept}", add_special_tokens=True).input_ids
+    k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    if k is None or k == 0:
+        return None
+    with torch.no_grad():
+        logits = model(torch.tensor([a[:k]], device=model.device)).logits[0, -1].float()
+    logp = torch.log_softmax(logits, -1)
+    return float(logp[a[k]] - logp[b[k]])
+
+
+def score(task, model, tokenizer, preds: list[dict]) -> list[list[dict]]:
+    """Every prediction's chain, with the margin of each rejecting feedback."""
+    chains = []
+    for p in preds:
+        c = chain(task, p)
+        for link in c:
+            link["margin"] = (margin(model, tokenizer, link["context"], link["feedback"], link["accept_text"])
+                              if link["rejects"] else None)
+            del link["context"]
+        chains.append(c)
+    return chains
+
+
+def gated(task, pred: dict, links: list[dict], tau: float) -> dict:
+    """The gated loop's outcome for one question: the answer of the first attempt whose feedback accepts,
+    is missing, or rejects with a margin below `tau` (a rejection that cannot be scored counts as
+    confident: the ungated loop revised it too)."""
+    if not links:
+        return {"correct": False, "first_correct": False, "revisions": 0}
+    stop = len(links) - 1
+    for i, link in enumerate(links):
+        if not link["rejects"] or (link["margin"] is not None and link["margin"] < tau):
+            stop = i
+            break
+    ok = lambda ans: bool(ans is not None and task.is_correct(ans, pred["gold"]))  # noqa: E731
+    return {"correct": ok(links[stop]["answer"]), "first_correct": ok(links[0]["answer"]), "revisions": stop}
+
+
+def curve(task, preds, chains, taus) -> list[dict]:
+    rows = []
+    for tau in taus:
+        outs = [gated(task, p, c, tau) for p, c in zip(preds, chains)]
+        rows.append({"tau": tau, "accuracy": sum(o["correct"] for o in outs) / len(outs),
+                     "fixed": sum(o["correct"] and not o["first_correct"] for o in outs),
+                     "broken": sum(o["first_correct"] and not o["correct"] for o in outs),
+                     "revised": sum(o["revisions"] > 0 for o in outs)})
+    return rows
+
+
+def mismatches(task, preds, chains) -> int:
+    """Questions whose ungated replay does not give the loop's own correctness."""
+    return sum(gated(task, p, c, -math.inf)["correct"] != bool(p["correct"]) for p, c in zip(preds, chains))
+
+
+def choose(rows: list[dict]) -> dict:
+    """The validation curve's best threshold: highest accuracy, ties to the one that revises least."""
+    return max(rows, key=lambda r: (r["accuracy"], -r["revised"]))
+
+
+def margins_by_truth(task, preds, chains) -> dict:
+    """First-feedback rejections split by whether the attempt was right: their margins' quartiles."""
+    import numpy as np
+
+    out = {}
+    for label, want in (("right attempts", True), ("wrong attempts", False)):
+        ms = [c[0]["margin"] for p, c in zip(preds, chains)
+              if c and c[0]["rejects"] and c[0]["margin"] is not None
+              and bool(c[0]["answer"] is not None and task.is_correct(c[0]["answer"], p["gold"])) == want]
+        out[label] = {"rejected": len(ms),
+                      "quartiles": [round(float(q), 2) for q in np.percentile(ms, [25, 50, 75])] if ms else None}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--run", required=True, help="an own_attempts.py output dir (model/, train.jsonl, predictions)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--val", type=int, default=400, help="fresh validation questions")
+    ap.add_argument("--val-seed", type=int, default=5150)
+    ap.add_argument("--extra-test", type=int, default=300)
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+
+    t0 = time.time()
+    s = setup(args.task, "", args.out, args.params)
+    task, run, out = s.task, Path(args.run), s.out
+    test_preds = read_jsonl(run / "predictions-trained.jsonl")
+    trained_on = {m.group(1) for r in read_jsonl(run / "train.jsonl") if (m := _QUESTION_RE.match(r["prompt"]))}
+    extra_test = extra_sft_examples(task, args.extra_test, s.seen_buckets,
+                                    {e.question for e in s.test + s.val + s.train}, seed=424242)
+    excluded = {e.question for e in s.test + extra_test + s.val + s.train} | trained_on
+    val_q = extra_sft_examples(task, args.val, s.seen_buckets, excluded, seed=args.val_seed)
+
+    model, tok = load_for_inference(run / "model")
+    val_file = out / "predictions-val.jsonl"
+    if val_file.exists():
+        val_preds = read_jsonl(val_file)
+    else:
+        ecfg = {**section(s.params, "evaluation", args.task), "batch_size": 64}
+        val_preds = evaluate_self_improve(task, model, tok, val_q, ecfg)["predictions"]
+        write_jsonl(val_file, val_preds)
+    t_val = time.time() - t0
+
+    val_chains = score(task, model, tok, val_preds)
+    test_chains = score(task, model, tok, test_preds)
+    ms = sorted({link["margin"] for c in val_chains + test_chains for link in c if link["margin"] is not None})
+    taus = [-math.inf] + ms + [math.inf]
+    val_curve = curve(task, val_preds, val_chains, taus)
+    best = choose(val_curve)
+    n_off = len(s.test)
+    test_off, test_seen = test_preds[:n_off], [p for p in test_preds if p["split"] == "seen"]
+    chains_off = test_chains[:n_off]
+    chains_seen = [c for p, c in zip(test_preds, test_chains) if p["split"] == "seen"]
+
+    def report(preds, chains, tau):
+        outs = [gated(task, p, c, tau) for p, c in zip(preds, chains)]
+        return {"si": bootstrap_interval([o["correct"] for o in outs]),
+                "first": bootstrap_interval([o["first_correct"] for o in outs]),
+                "fixed": sum(o["correct"] and not o["first_correct"] for o in outs),
+                "broken": sum(o["first_correct"] and not o["correct"] for o in outs),
+                "revised": sum(o["revisions"] > 0 for o in outs), "n": len(outs)}
+
+    fmt = lambda t: None if math.isinf(t) else round(t, 3)  # noqa: E731
+    result = {
+        "args": vars(args),
+        "validation": {"n": len(val_preds), "ungated": val_curve[0], "chosen": {**best, "tau": fmt(best["tau"])},
+                       "never_revise": val_curve[-1], "margins": margins_by_truth(task, val_preds, val_chains)},
+        "test": {label: {"ungated": report(p, c, -math.inf), "gated": report(p, c, best["tau"])}
+                 for label, p, c in (("official_total", test_off, chains_off), ("seen_all", test_seen, chains_seen))},
+        "test_margins": margins_by_truth(task, test_preds, test_chains),
+        # the ungated replay must give back the loop's own answers (a check of the chain rebuild)
+        "replay_mismatches": {"validation": mismatches(task, val_preds, val_chains),
+                              "test": mismatches(task, test_preds, test_chains)},
+        "test_curve_seen": [{**r, "tau": fmt(r["tau"])} for r in curve(task, test_seen, chains_seen, taus[::max(len(taus) // 40, 1)] + [math.inf])],
+        "validation_generation_s": round(t_val, 1), "wall_s": round(time.time() - t0, 1),
+    }
+    write_json(out / "result.json", result)
+    print(json.dumps({k: result[k] for k in ("validation", "test", "test_margins")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
