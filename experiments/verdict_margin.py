@@ -11,11 +11,16 @@ correct.`, after the same opening sentence if the feedback has one) are tokenize
 context, and at their first differing token the margin is log P(rejecting token) - log P(accepting
 token). A gated policy with threshold `tau` revises only after a rejection whose margin is at least
 `tau`. With greedy decoding the gated loop's chain of attempts is the ungated chain cut at the first
-feedback that accepts or whose margin is below `tau`, so one ungated run gives every `tau` exactly.
+rejection whose margin is below `tau`, so one ungated run gives every `tau`. The margin is a ratio of
+two tokens' probabilities, not the total probability of rejecting (" Step" can start a rejection
+too). The probe reruns the ungated loop through a recording `generate_fn`, so each margin is read
+after the exact text the model saw when it wrote that feedback; `result.json` says whether the
+rerun reproduced the stored test predictions and whether the replay ends where the loop ended.
 
 `tau` is chosen on validation questions (freshly generated seen-bucket questions that are in neither
-the test set nor the model's training records) and only then read on the test set; the whole curve on
-the test set is written too, as a diagnostic. Writes `<out>/result.json`. Usage:
+the test set nor the model's own training records) among the validation margins, and only then read
+on the test set; the whole curve on the test set is written too, as a diagnostic. Writes
+`<out>/result.json`. Usage:
 
     python experiments/verdict_margin.py --task date_understanding --run runs/du-judge-lr1e3-3ep \\
         --out runs/du-margin-16b --params runs/params-tfe.yaml
@@ -37,6 +42,7 @@ from tripost.inference import _is_correct_feedback
 from tripost.io import read_jsonl, write_json, write_jsonl
 from tripost.modeling import load_for_inference
 from tripost.params import section
+from tripost.tasks import Example
 from tripost.training import extra_sft_examples
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -46,23 +52,59 @@ _LEAD_RE = re.compile(r"^(The answer .*? one of the options\.)\s*")
 _QUESTION_RE = re.compile(r"^Q: (.*?)\n(?:Updated )?Answer:", re.S)
 
 
-def chain(task, pred: dict) -> list[dict]:
-    """The attempts of one prediction row with, for each, the context its feedback was written after,
-    the feedback, whether it rejects, and the attempt's parsed answer (the loop's re-prompts rebuilt:
-    a revision's context holds the prompt, the previous attempt, its feedback and the header)."""
+class Recorder:
+    """A `generate_fn` around the real one that keeps, for every feedback a call wrote (or was
+    re-prompted for), the exact text the model had seen when it wrote it: the call's prompt plus the
+    call's own text up to `Feedback:`. Keyed by question, in order."""
+
+    def __init__(self, inner=None):
+        self.inner = inner
+        self.seen: dict[str, list[tuple[str, str]]] = {}
+
+    def __call__(self, model, tokenizer, prompts, **kw):
+        from tripost.generation import generate
+
+        gens = (self.inner or generate)(model, tokenizer, prompts, **kw)
+        tag = f"\n{formats.FEEDBACK_TAG}"
+        for p, g in zip(prompts, gens):
+            q = _QUESTION_RE.match(p).group(1)
+            found = self.seen.setdefault(q, [])
+            full = p + g.text
+            starts = [len(p)] if p.endswith(formats.FEEDBACK_TAG) else []
+            i = full.find(tag, len(p))
+            while i >= 0:
+                starts.append(i + len(tag))
+                i = full.find(tag, i + 1)
+            for end in starts:
+                line = full[end:].split("\n", 1)[0].strip()
+                found.append((full[:end], line))
+        return gens
+
+
+def run_loop(task, model, tokenizer, questions, ecfg) -> tuple[list[dict], dict]:
+    """The self-improving inference (as `evaluate_self_improve` runs it) with every feedback's context
+    recorded: (prediction rows, {question: [(context, feedback)]})."""
+    rec = Recorder()
+    preds = evaluate_self_improve(task, model, tokenizer, questions, ecfg, generate_fn=rec)["predictions"]
+    return preds, rec.seen
+
+
+def chain(task, pred: dict, recorded: list[tuple[str, str]]) -> list[dict]:
+    """The attempts of one prediction row with, for each, the context its feedback was written after
+    (matched in order, by text, to what the `Recorder` saw; None if a feedback has no match), the
+    feedback, whether it rejects, and the attempt's parsed answer."""
     prompt = task.prompt(pred["question"])
-    completion = pred["text"][len(prompt):]
-    attempts, feedbacks = formats.split_attempts(completion)
+    attempts, feedbacks = formats.split_attempts(pred["text"][len(prompt):])
     attempts = [a for a in attempts if a]
-    header = formats.answer_header(task.info, updated=True)
-    out = []
+    out, j = [], 0
     for i, att in enumerate(attempts):
-        if i == 0:
-            ctx = f"{prompt}\n{att}\n{formats.FEEDBACK_TAG}"
-        else:
-            ctx = (f"{prompt}\n{attempts[i - 1]}\n{formats.FEEDBACK_TAG} {feedbacks[i - 1]}\n{header}\n{att}\n"
-                   f"{formats.FEEDBACK_TAG}")
         fb = feedbacks[i] if i < len(feedbacks) else None
+        ctx = None
+        if fb is not None:
+            while j < len(recorded) and recorded[j][1] != fb:
+                j += 1
+            if j < len(recorded):
+                ctx, j = recorded[j][0], j + 1
         out.append({"context": ctx, "feedback": fb, "answer": task.parse_answer(att),
                     "rejects": fb is not None and not _is_correct_feedback(f"{formats.FEEDBACK_TAG} {fb}"),
                     "accept_text": accept_text(att, fb or "")})
@@ -70,10 +112,14 @@ def chain(task, pred: dict) -> list[dict]:
 
 
 def accept_text(attempt: str, feedback: str) -> str:
-    """The accepting feedback for `attempt`, after the same options sentence as `feedback` if any."""
+    """The accepting feedback for `attempt`; if `feedback` opens with the options sentence, the accepting
+    one opens with its accepting form (`The answer X is one of the options.`), as it does in training,
+    so that a "not one of the options" is scored as part of the rejection."""
     text = formats.correct_feedback_text(formats.parse_steps(attempt))
     m = _LEAD_RE.match(feedback)
-    return f"{m.group(1)} {text}" if m else text
+    if not m:
+        return text
+    return f"{m.group(1).replace(' is not one of the options', ' is one of the options')} {text}"
 
 
 def margin(model, tokenizer, context: str, reject: str, accept: str) -> float | None:
@@ -92,32 +138,34 @@ def margin(model, tokenizer, context: str, reject: str, accept: str) -> float | 
     return float(logp[a[k]] - logp[b[k]])
 
 
-def score(task, model, tokenizer, preds: list[dict]) -> list[list[dict]]:
+def score(task, model, tokenizer, preds: list[dict], recorded: dict) -> list[list[dict]]:
     """Every prediction's chain, with the margin of each rejecting feedback."""
     chains = []
     for p in preds:
-        c = chain(task, p)
+        c = chain(task, p, recorded.get(p["question"], []))
         for link in c:
             link["margin"] = (margin(model, tokenizer, link["context"], link["feedback"], link["accept_text"])
-                              if link["rejects"] else None)
+                              if link["rejects"] and link["context"] is not None else None)
             del link["context"]
         chains.append(c)
     return chains
 
 
 def gated(task, pred: dict, links: list[dict], tau: float) -> dict:
-    """The gated loop's outcome for one question: the answer of the first attempt whose feedback accepts,
-    is missing, or rejects with a margin below `tau` (a rejection that cannot be scored counts as
-    confident: the ungated loop revised it too)."""
+    """The gated loop's outcome for one question: the answer of the first attempt whose rejection has a
+    margin below `tau`, else of the last attempt (the ungated loop's own stop; a feedback that accepts
+    in the middle of a call was passed by the loop too, and a rejection that cannot be scored counts
+    as confident)."""
     if not links:
-        return {"correct": False, "first_correct": False, "revisions": 0}
+        return {"correct": False, "first_correct": False, "revisions": 0, "answer": None}
     stop = len(links) - 1
-    for i, link in enumerate(links):
-        if not link["rejects"] or (link["margin"] is not None and link["margin"] < tau):
+    for i, link in enumerate(links[:-1]):
+        if link["rejects"] and link["margin"] is not None and link["margin"] < tau:
             stop = i
             break
     ok = lambda ans: bool(ans is not None and task.is_correct(ans, pred["gold"]))  # noqa: E731
-    return {"correct": ok(links[stop]["answer"]), "first_correct": ok(links[0]["answer"]), "revisions": stop}
+    return {"correct": ok(links[stop]["answer"]), "first_correct": ok(links[0]["answer"]), "revisions": stop,
+            "answer": links[stop]["answer"]}
 
 
 def curve(task, preds, chains, taus) -> list[dict]:
@@ -132,8 +180,12 @@ def curve(task, preds, chains, taus) -> list[dict]:
 
 
 def mismatches(task, preds, chains) -> int:
-    """Questions whose ungated replay does not give the loop's own correctness."""
-    return sum(gated(task, p, c, -math.inf)["correct"] != bool(p["correct"]) for p, c in zip(preds, chains))
+    """Questions whose ungated replay does not end where the loop ended (its answer and revisions)."""
+    bad = 0
+    for p, c in zip(preds, chains):
+        g = gated(task, p, c, -math.inf)
+        bad += (g["correct"], g["answer"], g["revisions"]) != (bool(p["correct"]), p["answer"], p["num_revisions"])
+    return bad
 
 
 def choose(rows: list[dict]) -> dict:
@@ -169,7 +221,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     s = setup(args.task, "", args.out, args.params)
     task, run, out = s.task, Path(args.run), s.out
-    test_preds = read_jsonl(run / "predictions-trained.jsonl")
+    stored = read_jsonl(run / "predictions-trained.jsonl")
     trained_on = {m.group(1) for r in read_jsonl(run / "train.jsonl") if (m := _QUESTION_RE.match(r["prompt"]))}
     extra_test = extra_sft_examples(task, args.extra_test, s.seen_buckets,
                                     {e.question for e in s.test + s.val + s.train}, seed=424242)
@@ -177,21 +229,21 @@ def main(argv=None) -> int:
     val_q = extra_sft_examples(task, args.val, s.seen_buckets, excluded, seed=args.val_seed)
 
     model, tok = load_for_inference(run / "model")
-    val_file = out / "predictions-val.jsonl"
-    if val_file.exists():
-        val_preds = read_jsonl(val_file)
-    else:
-        ecfg = {**section(s.params, "evaluation", args.task), "batch_size": 64}
-        val_preds = evaluate_self_improve(task, model, tok, val_q, ecfg)["predictions"]
-        write_jsonl(val_file, val_preds)
-    t_val = time.time() - t0
+    ecfg = {**section(s.params, "evaluation", args.task), "batch_size": 64}
+    val_preds, val_seen = run_loop(task, model, tok, val_q, ecfg)
+    write_jsonl(out / "predictions-val.jsonl", val_preds)
+    test_q = [Example(p["question"], p["gold"], "", p["bucket"], p["split"]) for p in stored]
+    test_preds, test_seen_ctx = run_loop(task, model, tok, test_q, ecfg)
+    rerun_differs = sum(p["text"] != q["text"] for p, q in zip(test_preds, stored))
+    t_gen = time.time() - t0
 
-    val_chains = score(task, model, tok, val_preds)
-    test_chains = score(task, model, tok, test_preds)
-    ms = sorted({link["margin"] for c in val_chains + test_chains for link in c if link["margin"] is not None})
-    taus = [-math.inf] + ms + [math.inf]
-    val_curve = curve(task, val_preds, val_chains, taus)
+    val_chains = score(task, model, tok, val_preds, val_seen)
+    test_chains = score(task, model, tok, test_preds, test_seen_ctx)
+    # thresholds: the validation margins only (revise iff margin >= tau), and the two ends
+    val_ms = sorted({x["margin"] for c in val_chains for x in c if x["margin"] is not None})
+    val_curve = curve(task, val_preds, val_chains, [-math.inf] + val_ms + [math.inf])
     best = choose(val_curve)
+    all_ms = sorted(set(val_ms) | {x["margin"] for c in test_chains for x in c if x["margin"] is not None})
     n_off = len(s.test)
     test_off, test_seen = test_preds[:n_off], [p for p in test_preds if p["split"] == "seen"]
     chains_off = test_chains[:n_off]
@@ -216,8 +268,11 @@ def main(argv=None) -> int:
         # the ungated replay must give back the loop's own answers (a check of the chain rebuild)
         "replay_mismatches": {"validation": mismatches(task, val_preds, val_chains),
                               "test": mismatches(task, test_preds, test_chains)},
-        "test_curve_seen": [{**r, "tau": fmt(r["tau"])} for r in curve(task, test_seen, chains_seen, taus[::max(len(taus) // 40, 1)] + [math.inf])],
-        "validation_generation_s": round(t_val, 1), "wall_s": round(time.time() - t0, 1),
+        "unscored_rejections": sum(x["rejects"] and x["margin"] is None for c in val_chains + test_chains for x in c),
+        "test_rerun_differs_from_stored": rerun_differs,
+        "test_curve": {label: [{**r, "tau": fmt(r["tau"])} for r in curve(task, p, c, [-math.inf] + all_ms + [math.inf])]
+                       for label, p, c in (("official_total", test_off, chains_off), ("seen_all", test_seen, chains_seen))},
+        "generation_s": round(t_gen, 1), "wall_s": round(time.time() - t0, 1),
     }
     write_json(out / "result.json", result)
     print(json.dumps({k: result[k] for k in ("validation", "test", "test_margins")}, indent=1))

@@ -195,45 +195,61 @@ def test_wrong_attempts_are_split_by_whether_their_answer_is_listed():
     assert by_options(task, preds) == expected
 
 
-def test_the_verdict_gate_replays_the_loops_chain_and_cuts_it_at_the_first_unconfident_rejection():
-    """experiments/verdict_margin.py rebuilds, from a prediction row, the context each feedback was written
-    after (checked against the prompts the loop really sent) and cuts the chain where the gate stops."""
+def test_the_verdict_gate_reads_each_feedback_after_what_the_model_saw_and_cuts_the_loops_chain():
+    """experiments/verdict_margin.py records, through the loop's generate_fn, the text each feedback was
+    written after — a revision in the same call, a re-prompt after a final response, a continuation
+    after the token limit — and the gate cuts the chain only at a rejection below tau (a feedback that
+    accepts in the middle of a call was passed by the loop too)."""
     import math
 
     from _fake_task import AddTask, Gen
     from tripost.inference import self_improve
-    from verdict_margin import chain, gated
+    from verdict_margin import Recorder, chain, gated, mismatches
 
     task = AddTask()
     q = "1 + 2 + 3 ="
-    wrong1 = "(1) Let's calculate 1 + 2 = 4.\n(2) Let's calculate 4 + 3 = 7.\n(Final response) So the answer is 7."
-    wrong2 = "(1) Let's calculate 1 + 2 = 3.\n(2) Let's calculate 3 + 3 = 5.\n(Final response) So the answer is 5."
-    right = "(1) Let's calculate 1 + 2 = 3.\n(2) Let's calculate 3 + 3 = 6.\n(Final response) So the answer is 6."
+    calc = "(1) Let's calculate 1 + 2 = {}.\n(2) Let's calculate {} + 3 = {}.\n(Final response) So the answer is {}."
+    wrong1, wrong2, wrong3, right = calc.format(4, 4, 7, 7), calc.format(3, 3, 5, 5), calc.format(3, 3, 8, 8), calc.format(3, 3, 6, 6)
     err1 = 'In step (1) the part " 1 + 2 = 4 " is incorrect. This is because 1 + 2 is not equal to 4.'
     err2 = 'Step (1) is correct. In step (2) the part " 3 + 3 = 5 " is incorrect. This is because 3 + 3 is 6.'
     ok = "Step (1) to (2) are correct. The final response is also correct."
     upd = "Updated Answer: Let's think step by step."
-    script = [f"\n{wrong1}\nFeedback: {err1}\n{upd}\n{wrong2}\nFeedback: {err2}", f"\n{right}\nFeedback: {ok}"]
+    cut = wrong3.index("ulate 3 + 3")
+    script = [(f"\n{wrong1}\nFeedback: {err1}\n{upd}\n{wrong2}", "eos"),  # ends on a final response: re-prompted
+              (f" {err2}\n{upd}\n{wrong3[:cut]}", "length"),  # continued from the text so far
+              (f"{wrong3[cut:]}\nFeedback: {ok}\n{upd}\n{right}\nFeedback: {ok}", "eos")]
     sent = []
 
-    def gen(model, tok, prompts, **kw):
+    def scripted(model, tok, prompts, **kw):
         sent.extend(prompts)
-        return [Gen(script.pop(0), "eos", 10)]
+        text, reason = script.pop(0)
+        return [Gen(text, reason, 10)]
 
-    [r] = self_improve(task, [q], max_generation_calls=3, max_new_tokens=50, batch_size=1, seed=0, generate_fn=gen)
-    pred = {"question": q, "gold": "6", "text": r.text, "correct": r.answer == "6"}
-    links = chain(task, pred)
-    assert [x["answer"] for x in links] == ["7", "5", "6"] and [x["rejects"] for x in links] == [True, True, False]
+    rec = Recorder(scripted)
+    [r] = self_improve(task, [q], max_generation_calls=4, max_new_tokens=50, batch_size=1, seed=0, generate_fn=rec)
+    assert r.stop == "correct" and r.attempts == [wrong1, wrong2, wrong3, right]
+    pred = {"question": q, "gold": "6", "text": r.text, "correct": r.answer == "6", "answer": r.answer,
+            "num_revisions": r.num_revisions}
+    links = chain(task, pred, rec.seen[q])
+    assert [x["answer"] for x in links] == ["7", "5", "8", "6"]
+    assert [x["rejects"] for x in links] == [True, True, False, False]
+    assert sent[1].endswith(f"{wrong2}\nFeedback:") and wrong1 not in sent[1]
     assert links[0]["context"] == f"{sent[0]}\n{wrong1}\nFeedback:"
-    assert links[1]["context"] == f"{sent[0]}\n{wrong1}\nFeedback: {err1}\n{upd}\n{wrong2}\nFeedback:"
-    assert links[2]["context"] == f"{sent[1]}\n{right}\nFeedback:"  # the re-prompt holds only the last attempt
+    assert links[1]["context"] == sent[1]  # the re-prompt after the final response: nothing of the first call
+    assert sent[2].startswith(sent[1]) and sent[2].endswith(wrong3[:cut])
+    assert links[2]["context"] == f"{sent[2]}{wrong3[cut:]}\nFeedback:"  # the continuation keeps the call's text
+    assert links[3]["context"] == f"{sent[2]}{wrong3[cut:]}\nFeedback: {ok}\n{upd}\n{right}\nFeedback:"
     assert links[0]["accept_text"] == ok
-    for link, m in zip(links, (2.0, 0.5, None)):
+    for link, m in zip(links, (None, 0.5, None, None)):
         link["margin"] = m
-    outcome = {tau: gated(task, pred, links, tau) for tau in (-math.inf, 0.4, 1.0, 3.0, math.inf)}
-    assert outcome[-math.inf] == outcome[0.4] == {"correct": True, "first_correct": False, "revisions": 2}
-    assert outcome[1.0] == {"correct": False, "first_correct": False, "revisions": 1}  # stops at the "5"
-    assert outcome[3.0] == outcome[math.inf] == {"correct": False, "first_correct": False, "revisions": 0}
+    out = {tau: gated(task, pred, links, tau) for tau in (-math.inf, 0.5, 0.6, math.inf)}
+    assert out[-math.inf] == out[0.5] == {"correct": True, "first_correct": False, "revisions": 3, "answer": "6"}
+    assert out[0.6]["revisions"] == 1 and out[0.6]["answer"] == "5"  # below tau: stops at the "5"
+    assert out[math.inf]["revisions"] == 1  # an unscored rejection counts as confident
+    links[0]["margin"] = 2.0
+    assert gated(task, pred, links, math.inf)["revisions"] == 0
+    assert mismatches(task, [pred], [links]) == 0
+    assert mismatches(task, [{**pred, "num_revisions": 2}], [links]) == 1
 
 
 def test_the_verdict_margin_is_the_models_log_odds_where_the_two_feedbacks_part():
@@ -252,7 +268,8 @@ def test_the_verdict_margin_is_the_models_log_odds_where_the_two_feedbacks_part(
     accept = accept_text(attempt, reject)
     assert accept == "Step (1) to (2) are correct. The final response is also correct."
     lead = "The answer 7 is not one of the options."
-    assert accept_text(attempt, f"{lead} {reject}") == f"{lead} {accept}"
+    assert accept_text(attempt, f"{lead} {reject}") == f"The answer 7 is one of the options. {accept}"
+    assert accept_text(attempt, f"The answer 7 is one of the options. {reject}") == f"The answer 7 is one of the options. {accept}"
     ctx = f"{task.prompt(q)}\n{attempt}\nFeedback:"
     tok = build_tokenizer([f"{ctx} {reject}", f"{ctx} {accept}"] * 5, vocab_size=512)
     torch.manual_seed(0)
