@@ -32,6 +32,15 @@ def setup(task_name: str, m0: str, out: str, params_file: str = "params.yaml") -
                  split["train"], split["val"], split["test"], (dcfg.get("buckets") or {}).get("seen"))
 
 
+def extra_test(s: Setup, n: int, test: list[Example] | None = None) -> list[Example]:
+    """`n` extra seen test questions, the same for every probe (fixed seed, independent of any run's
+    seed), never in `test` (default the official test set), val or train."""
+    from tripost.training import extra_sft_examples
+
+    test = s.test if test is None else test
+    return extra_sft_examples(s.task, n, s.seen_buckets, {e.question for e in test + s.val + s.train}, seed=424242)
+
+
 def drill_parser(doc: str, records_help: str):
     """The arguments every drill probe takes (start model, its records and test attempts, one-epoch recipe)."""
     import argparse

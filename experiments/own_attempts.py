@@ -40,7 +40,7 @@ from tripost.processing import gold_record, turn_records
 from tripost.training import extra_sft_examples
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import setup, train_drill  # noqa: E402
+from _common import extra_test, setup, train_drill  # noqa: E402
 
 
 def judge_records(task, row: dict) -> list[dict]:
@@ -122,9 +122,8 @@ def main(argv=None) -> int:
     if args.test_limit > 0:
         test = test[: args.test_limit // 2] + test[-(args.test_limit // 2):]
     # Extra seen test questions (fixed seed, independent of --seed), never trained on.
-    extra_test = extra_sft_examples(task, args.extra_test, seen_buckets,
-                                    {e.question for e in test + val + train_rows}, seed=424242)
-    test_all = test + extra_test
+    extra = extra_test(s, args.extra_test, test)
+    test_all = test + extra
     excluded = {e.question for e in test_all + val}
     fresh = extra_sft_examples(task, args.pool + args.replay, seen_buckets, excluded, seed=1000 + args.seed)
     pool, replay = fresh[: args.pool], fresh[args.pool:]

@@ -34,7 +34,7 @@ from tripost.processing import gold_record, turn_records
 from tripost.training import extra_sft_examples, train, train_config
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import setup  # noqa: E402
+from _common import extra_test, setup  # noqa: E402
 from own_attempts import evaluate_model, summarise  # noqa: E402
 from ws_copy_faults import corrupt_like_m0  # noqa: E402
 
@@ -108,9 +108,7 @@ def main(argv=None) -> int:
     s = setup(args.task, args.m0, args.out, args.params)
     params, task, out = s.params, s.task, s.out
     test = s.test
-    extra_test = extra_sft_examples(task, args.extra_test, s.seen_buckets,
-                                    {e.question for e in test + s.val + s.train}, seed=424242)
-    test_all = test + extra_test
+    test_all = test + extra_test(s, args.extra_test)
 
     # 1. the sft stage's own examples (data/<task>/train.jsonl + sft.extra_examples fresh ones)
     cfg = train_config(params, "sft", args.task)

@@ -46,7 +46,7 @@ from tripost.tasks import Example
 from tripost.training import extra_sft_examples
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import setup  # noqa: E402
+from _common import extra_test, setup  # noqa: E402
 
 _LEAD_RE = re.compile(r"^(The answer .*? one of the options\.)\s*")
 _QUESTION_RE = re.compile(r"^Q: (.*?)\n(?:Updated )?Answer:", re.S)
@@ -168,14 +168,18 @@ def gated(task, pred: dict, links: list[dict], tau: float) -> dict:
             "answer": links[stop]["answer"]}
 
 
+def tally(outs: list[dict]) -> dict:
+    """Fixed / broken / revised questions over gated outcomes."""
+    return {"fixed": sum(o["correct"] and not o["first_correct"] for o in outs),
+            "broken": sum(o["first_correct"] and not o["correct"] for o in outs),
+            "revised": sum(o["revisions"] > 0 for o in outs)}
+
+
 def curve(task, preds, chains, taus) -> list[dict]:
     rows = []
     for tau in taus:
         outs = [gated(task, p, c, tau) for p, c in zip(preds, chains)]
-        rows.append({"tau": tau, "accuracy": sum(o["correct"] for o in outs) / len(outs),
-                     "fixed": sum(o["correct"] and not o["first_correct"] for o in outs),
-                     "broken": sum(o["first_correct"] and not o["correct"] for o in outs),
-                     "revised": sum(o["revisions"] > 0 for o in outs)})
+        rows.append({"tau": tau, "accuracy": sum(o["correct"] for o in outs) / len(outs), **tally(outs)})
     return rows
 
 
@@ -223,9 +227,7 @@ def main(argv=None) -> int:
     task, run, out = s.task, Path(args.run), s.out
     stored = read_jsonl(run / "predictions-trained.jsonl")
     trained_on = {m.group(1) for r in read_jsonl(run / "train.jsonl") if (m := _QUESTION_RE.match(r["prompt"]))}
-    extra_test = extra_sft_examples(task, args.extra_test, s.seen_buckets,
-                                    {e.question for e in s.test + s.val + s.train}, seed=424242)
-    excluded = {e.question for e in s.test + extra_test + s.val + s.train} | trained_on
+    excluded = {e.question for e in s.test + extra_test(s, args.extra_test) + s.val + s.train} | trained_on
     val_q = extra_sft_examples(task, args.val, s.seen_buckets, excluded, seed=args.val_seed)
 
     model, tok = load_for_inference(run / "model")
@@ -252,10 +254,7 @@ def main(argv=None) -> int:
     def report(preds, chains, tau):
         outs = [gated(task, p, c, tau) for p, c in zip(preds, chains)]
         return {"si": bootstrap_interval([o["correct"] for o in outs]),
-                "first": bootstrap_interval([o["first_correct"] for o in outs]),
-                "fixed": sum(o["correct"] and not o["first_correct"] for o in outs),
-                "broken": sum(o["first_correct"] and not o["correct"] for o in outs),
-                "revised": sum(o["revisions"] > 0 for o in outs), "n": len(outs)}
+                "first": bootstrap_interval([o["first_correct"] for o in outs]), **tally(outs), "n": len(outs)}
 
     fmt = lambda t: None if math.isinf(t) else round(t, 3)  # noqa: E731
     result = {
