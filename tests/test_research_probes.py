@@ -284,3 +284,26 @@ def test_the_verdict_margin_is_the_models_log_odds_where_the_two_feedbacks_part(
     assert m == pytest.approx(float(la[a[k]] - lb[b[k]]), abs=1e-4) and m != 0
     assert margin(model, tok, ctx, accept, reject) == pytest.approx(-m, abs=1e-5)
     assert margin(model, tok, ctx, accept, accept) is None
+
+
+def test_the_verdict_fit_prior_counts_every_trained_verdict_at_a_feedback_cue():
+    from verdict_fit import cue_prior, judged_prompt, verdict
+
+    attempt = "Q: q\nAnswer: Let's think step by step.\n(1) a.\n(Final response) So the answer is a."
+    improvement = {"kind": "improvement", "prompt": attempt,
+                   "completion": "\nFeedback: In step (1) the part \" a \" is incorrect. This is because b.\n"
+                                 "Updated Answer: Let's think step by step.\n(1) b.\n(Final response) So the answer "
+                                 "is b.\nFeedback: Step (1) is correct. The final response is also correct."}
+    direct = {"kind": "direct_correct", "prompt": attempt,
+              "completion": "\nFeedback: Step (1) to (1) are correct. The final response is also correct."}
+    verify = {"kind": "verify_wrong", "prompt": attempt + "\nFeedback:",
+              "completion": " Step (1) is correct. In step (2) the part \" a \" is incorrect."}
+    # the revision's trailing "correct" is a second, accepting verdict at the same cue
+    assert cue_prior([improvement, direct, verify]) == {"improvement": {"reject": 1, "accept": 1},
+                                                       "direct_correct": {"accept": 1},
+                                                       "verify_wrong": {"reject": 1}}
+    assert verdict(" Step (1) to (2) are correct. The final response is also correct.") == "accept"
+    assert verdict("Step (1) is correct. In step (2) the part") == "reject"
+    assert verdict("Step (1) is correct. The final response is also correct.") == "accept"  # one step
+    assert verdict("The finrere response") == "other"
+    assert judged_prompt(improvement) == attempt + "\nFeedback:" == judged_prompt(verify)
