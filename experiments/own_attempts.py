@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tripost import formats
 from tripost.evaluation import bootstrap_interval, evaluate_self_improve
-from tripost.feedback import ScriptedBackend, options_check
+from tripost.feedback import ScriptedBackend, answer_is_listed, options_check
 from tripost.generation import generate
 from tripost.interaction import edit
 from tripost.io import read_jsonl, write_json, write_jsonl
@@ -268,10 +268,10 @@ def by_options(task, preds: list[dict]) -> dict:
     for p in preds:
         if p["first_attempt_correct"] or not p.get("first_attempt"):
             continue
-        check = options_check(task, p["question"], p["first_attempt"])
-        if not check:
+        listed = answer_is_listed(task, p["question"], p["first_attempt"])
+        if listed is None:
             continue
-        d = out.setdefault("not listed" if "is not one of" in check else "listed",
+        d = out.setdefault("listed" if listed else "not listed",
                            {"wrong": 0, "rejected": 0, "fixed": 0})
         fb = formats.parse_feedback(p["first_feedback"]) if p.get("first_feedback") else None
         d["wrong"] += 1

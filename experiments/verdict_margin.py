@@ -38,6 +38,7 @@ from pathlib import Path
 
 from tripost import formats
 from tripost.evaluation import bootstrap_interval, evaluate_self_improve
+from tripost.feedback import LISTED, NOT_LISTED
 from tripost.inference import _is_correct_feedback
 from tripost.io import read_jsonl, write_json, write_jsonl
 from tripost.modeling import load_for_inference
@@ -48,7 +49,7 @@ from tripost.training import extra_sft_examples
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import extra_test, setup  # noqa: E402
 
-_LEAD_RE = re.compile(r"^(The answer .*? one of the options\.)\s*")
+_LEAD_RE = re.compile(rf"^(The answer .*? (?:{LISTED}|{NOT_LISTED})\.)\s*")
 _QUESTION_RE = re.compile(r"^Q: (.*?)\n(?:Updated )?Answer:", re.S)
 
 
@@ -119,7 +120,7 @@ def accept_text(attempt: str, feedback: str) -> str:
     m = _LEAD_RE.match(feedback)
     if not m:
         return text
-    return f"{m.group(1).replace(' is not one of the options', ' is one of the options')} {text}"
+    return f"{m.group(1).replace(' ' + NOT_LISTED, ' ' + LISTED)} {text}"
 
 
 def margin(model, tokenizer, context: str, reject: str, accept: str) -> float | None:

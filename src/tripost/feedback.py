@@ -242,18 +242,20 @@ def check_llm_key(params: dict, task_name: str) -> None:
 
 
 _LETTERED_OPTION = re.compile(r"^\(([A-Z])\)\s*(.*)$")
+# the options check's two verdicts (`The answer X is one of the options.`)
+LISTED = "is one of the options"
+NOT_LISTED = "is not one of the options"
 
 
-def options_check(task, question: str, attempt: str) -> str:
-    """An opening sentence for FBK's feedback on a multiple-choice question: the attempt's answer restated
-    and whether it is one of the question's options (`The answer 04/11/1907 is not one of the options.`).
-    '' when the question lists no options or the attempt states no answer. The check is one the small
-    model can learn by comparison, without recomputing its steps (docs/research.md, run 18)."""
+def answer_is_listed(task, question: str, attempt: str) -> bool | None:
+    """Whether the attempt's answer is one of the question's options (a lettered option counts by its
+    letter, `(B)` or `B`, or its text); None when the question lists no options or the attempt states
+    no answer."""
     if "\nOptions:\n" not in question:
-        return ""
+        return None
     answer = task.parse_answer(attempt)
     if not answer:
-        return ""
+        return None
     listed = set()
     for line in question.split("\nOptions:\n", 1)[1].splitlines():
         line = line.strip()
@@ -263,8 +265,18 @@ def options_check(task, question: str, attempt: str) -> str:
         m = _LETTERED_OPTION.match(line)
         if m:
             listed.update({f"({m.group(1)})", m.group(1), m.group(2).rstrip(".")})
-    verdict = "is one of the options" if answer.strip() in listed else "is not one of the options"
-    return f"The answer {answer.strip()} {verdict}."
+    return answer.strip() in listed
+
+
+def options_check(task, question: str, attempt: str) -> str:
+    """An opening sentence for FBK's feedback on a multiple-choice question: the attempt's answer restated
+    and whether it is one of the question's options (`The answer 04/11/1907 is not one of the options.`).
+    '' when the question lists no options or the attempt states no answer. The check is one the small
+    model can learn by comparison, without recomputing its steps (docs/research.md, run 18)."""
+    listed = answer_is_listed(task, question, attempt)
+    if listed is None:
+        return ""
+    return f"The answer {task.parse_answer(attempt).strip()} {LISTED if listed else NOT_LISTED}."
 
 
 def make_backend(task, params: dict, *, cache_dir: str | Path | None = None) -> Backend:
