@@ -188,3 +188,70 @@ def test_collect_then_process_end_to_end(task, tmp_path):
     m = run(task, rows, pool, params, tmp_path)
     assert m["examples"]["improvement"] > 0 and m["examples"]["gold"] > 0
     assert m["filters"]["duplicate"] > 0  # pass 2 repeats some of pass 1's answers
+
+
+def test_split_layout_gives_each_decision_its_own_record_exact_text(task):
+    """An improvement turn -> a verification record (the attempt in the prompt, the rejecting feedback
+    trained) and a revision record (attempt + feedback in the prompt, the next attempt trained); a
+    direct-correct or final turn -> an accepting verification record; a truncated one -> a rejecting
+    one; gold unchanged."""
+    from tripost.processing import split_layout, split_record
+
+    prompt = "Q: 1 + 2 =\nAnswer: Let's think step by step."
+    imp1, imp2, final = turn_records(task, row("1 + 2 =", "edited", [A1, A2, A3], [F1, F2, OK], needed=True))
+    assert split_record(task, imp1) == [
+        {"prompt": f"{prompt}\n{A1}\nFeedback:", "completion": f" {F1}", "weighted": False, "kind": "verify_wrong"},
+        {"prompt": f"{prompt}\n{A1}\nFeedback: {F1}\n{UPD}", "completion": f"\n{A2}", "weighted": False,
+         "kind": "revision"}]
+    assert split_record(task, final) == [
+        {"prompt": f"{prompt}\n{A3}\nFeedback:", "completion": f" {OK}", "weighted": False, "kind": "verify_right"}]
+    [t] = turn_records(task, row("1 + 2 =", "truncated", [A1], [F1], filt="no_progress"))
+    assert split_record(task, t) == [split_record(task, imp1)[0]]
+    gold = gold_record(task, task.generate(1, "seen", seed=2)[0])
+    assert split_record(task, gold) == [gold]
+    # the truncated turn's verification record repeats imp1's: kept once
+    recs, m = split_layout(task, [imp1, imp2, final, t, gold])
+    assert [r["kind"] for r in recs] == ["verify_wrong", "revision", "verify_wrong", "revision", "verify_right", "gold"]
+    assert m == {"layout": "split", "split_duplicates": 1,
+                 "split_examples": {"verify_wrong": 2, "verify_right": 1, "revision": 2, "gold": 1}}
+    # the prompt and the completion together are the paper record's text, up to the revision
+    assert (recs[1]["prompt"] + recs[1]["completion"]) == imp1["prompt"] + imp1["completion"]
+    with pytest.raises(ValueError, match="without its revision"):
+        split_record(task, {**imp1, "completion": f"\n{A1}\nFeedback: {F1}"})
+
+
+def test_split_layout_through_run_needs_masked_prompts_and_trains_only_the_decision(task, tmp_path):
+    pytest.importorskip("torch")
+    from _tiny import texts
+    from tripost.modeling import build_tokenizer
+    from tripost.training import IGNORE, encode_record
+
+    rows = _rows(2, 2) + [row("8 + 8 =", "truncated", [A1], [F1], i=200, filt="no_progress", needed=True)]
+    pool = task.generate(10, "seen", seed=1)
+    params = repo_params({"seed": 3, "processing": {"layout": "split"}, "interaction": {"min_data_length": 2}})
+    with pytest.raises(ValueError, match=r"processing.layout: split needs train.mask_prompt: true"):
+        run(task, rows, pool, params, tmp_path / "unmasked")
+    with pytest.raises(ValueError, match=r"processing.layout must be one of paper, split, got 'judge'"):
+        run(task, rows, pool, repo_params({"processing": {"layout": "judge"}}), tmp_path / "bad")
+    params = repo_params({"seed": 3, "processing": {"layout": "split"}, "train": {"mask_prompt": True},
+                          "interaction": {"min_data_length": 2}})
+    paper = run(task, rows, pool, repo_params({"seed": 3, "interaction": {"min_data_length": 2}}), tmp_path / "paper")
+    m = run(task, rows, pool, params, tmp_path)
+    recs = [json.loads(ln) for ln in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert m["layout"] == "split" and paper["layout"] == "paper"
+    assert len(recs) == m["train_examples"] == sum(m["split_examples"].values())
+    ex = paper["examples"]
+    assert m["split_examples"]["revision"] == ex["improvement"]
+    assert m["split_examples"]["gold"] == ex["gold"]
+    assert m["split_examples"]["verify_right"] + m["split_examples"]["verify_wrong"] + m["split_duplicates"] == (
+        ex["improvement"] + ex["final_correct"] + ex["direct_correct"] + ex["truncated"])
+    tok = build_tokenizer(texts(recs) * 3, vocab_size=512)
+    for r in recs:
+        if r["kind"] == "gold":
+            continue
+        enc = encode_record(tok, r, section_weight=1.5, mask_prompt=True)
+        trained = tok.decode([i for i, lab in zip(enc["input_ids"], enc["labels"]) if lab != IGNORE],
+                             skip_special_tokens=True)
+        # only the decision is trained: a feedback line, or the revision without a verdict after it
+        assert "Feedback" not in trained and "Q:" not in trained
+        assert trained.strip() == r["completion"].strip()

@@ -107,6 +107,24 @@ def test_interaction_and_processing_notebooks_run(tmp_path, monkeypatch, tiny_mo
     assert set(proc["filters"]) >= {"format", "duplicate", "too_many_tokens"}
     assert "=== " in logs[0] and "improvement share" in logs[1] and "dropped" in logs[0]
     assert (out_dir / "train.jsonl").exists()
+    # the same trajectories in the split layout (docs/method.md §3.6)
+    params["processing"]["layout"] = "split"
+    params["train"]["mask_prompt"] = True
+    split_params = tmp_path / "params-split.yaml"
+    split_params.write_text(yaml.safe_dump(params))
+    split_dir = tmp_path / "iterations" / "t1-split"
+    executed = tmp_path / "03_processing-split.ipynb"
+    pm.execute_notebook(str(ROOT / "notebooks" / "03_processing.ipynb"), str(executed), kernel_name="tripost",
+                        cwd=str(ROOT), progress_bar=False,
+                        parameters={**common, "params_file": str(split_params), "out_dir": str(split_dir),
+                                    "trajectories_file": str(out_dir / "trajectories.jsonl")})
+    logs.append(executed.read_text())
+    split = json.loads((split_dir / "processing_metrics.json").read_text())
+    assert split["layout"] == "split" and proc["layout"] == "paper" and "split layout:" in logs[-1]
+    assert split["split_examples"]["gold"] == proc["examples"]["gold"]
+    recs = [json.loads(ln) for ln in (split_dir / "train.jsonl").read_text().splitlines()]
+    assert len(recs) == split["train_examples"] == sum(split["split_examples"].values())
+    assert {r["kind"] for r in recs} <= {"verify_wrong", "verify_right", "revision", "gold"}
     checked = _assert_no_key(list(tmp_path.rglob("*")) + [ROOT / "dvc.lock"], logs)
     assert checked >= 6
 

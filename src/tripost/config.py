@@ -173,6 +173,7 @@ class FeedbackBackend:
 class Processing:
     improvement_ratio: Number
     max_tokens: int | None
+    layout: str  # paper | split
 
 
 @dataclass

@@ -13,6 +13,12 @@ Per collection pass:
 After all passes, gold examples (gold rationale + 'correct' feedback) for the pool's questions, as many
 as the sampled others (so improvement : other : gold = r : 1 : 1), and a final shuffle.
 
+`processing.layout: split` (a deviation, docs/method.md §3.6) then rewrites every selected turn record
+into records that each train one decision, with the model's own attempt in the (masked) prompt: a
+*verify_wrong* / *verify_right* record (attempt + `Feedback:` in the prompt, the feedback line trained)
+and, for an improvement, a *revision* record (attempt + feedback + `Updated Answer:` header in the
+prompt, the next attempt trained). Gold records stay as they are.
+
 Records: {"prompt": "Q: ...\\nAnswer: Let's think step by step.[ info]", "completion": "\\n...",
 "weighted": bool, "kind": improvement | final_correct | truncated | direct_correct | gold}.
 weighted = the loss weight applies from the first "\\nFeedback:" (docs/method.md §4.2): True for turn
@@ -30,7 +36,11 @@ from tripost import formats
 from tripost.interaction import FILTERS
 
 KINDS = ("improvement", "final_correct", "truncated", "direct_correct", "gold")
-WEIGHTED = {"improvement": True, "final_correct": True, "truncated": True, "direct_correct": False, "gold": False}
+SPLIT_KINDS = ("verify_wrong", "verify_right", "revision", "gold")
+WEIGHTED = {"improvement": True, "final_correct": True, "truncated": True, "direct_correct": False, "gold": False,
+            "verify_wrong": False, "verify_right": False, "revision": False}
+LAYOUTS = ("paper", "split")
+FEEDBACK = "\nFeedback:"
 
 
 def _record(prompt: str, completion: str, kind: str) -> dict:
@@ -58,6 +68,47 @@ def gold_record(task, example) -> dict:
     steps = formats.parse_steps(example.rationale)
     fb = formats.correct_feedback_text(steps)
     return _record(task.prompt(example.question), f"\n{example.rationale}\nFeedback: {fb}", "gold")
+
+
+def split_record(task, rec: dict) -> list[dict]:
+    """One paper-layout record -> its split-layout records (see the module docstring); gold unchanged.
+
+    improvement `\n{a}\nFeedback: {f}\n{header}\n{a'}` -> verify_wrong (prompt + a + `Feedback:` | ` f`)
+    and revision (prompt + a + `Feedback: f` + header | `\n{a'}`); direct_correct / final_correct ->
+    verify_right; truncated (FBK's error feedback, no revision) -> verify_wrong."""
+    if rec["kind"] == "gold":
+        return [rec]
+    comp = rec["completion"]
+    sep = f"{FEEDBACK} "
+    if not comp.startswith("\n") or sep not in comp:
+        raise ValueError(f"a {rec['kind']} record without an attempt and its feedback: {comp[:80]!r}")
+    attempt, rest = comp[1:].split(sep, 1)
+    context = f"{rec['prompt']}\n{attempt}{FEEDBACK}"
+    if rec["kind"] != "improvement":
+        return [_record(context, f" {rest}", "verify_wrong" if rec["kind"] == "truncated" else "verify_right")]
+    header = f"\n{formats.answer_header(task.info, updated=True)}\n"
+    if header not in rest:
+        raise ValueError(f"an improvement record without its revision ({header.strip()!r}): {comp[:80]!r}")
+    feedback, revision = rest.split(header, 1)
+    return [_record(context, f" {feedback}", "verify_wrong"),
+            _record(f"{context} {feedback}{header.rstrip()}", f"\n{revision}", "revision")]
+
+
+def split_layout(task, records: list[dict]) -> tuple[list[dict], dict]:
+    """Every record split (`split_record`), in order; a split record whose text an earlier one already
+    has is dropped (two improvements of one attempt give the same verify_wrong). -> (records, metrics)."""
+    out, seen, dup = [], set(), 0
+    for rec in records:
+        for r in split_record(task, rec):
+            t = _text(r)
+            if t in seen:
+                dup += 1
+                continue
+            seen.add(t)
+            out.append(r)
+    kinds = Counter(r["kind"] for r in out)
+    return out, {"layout": "split", "split_examples": {k: kinds.get(k, 0) for k in SPLIT_KINDS},
+                 "split_duplicates": dup}
 
 
 def _text(rec: dict) -> str:
@@ -203,10 +254,20 @@ def run(task, rows: list[dict], pool: list, params: dict, out_dir, *, count_toke
 
     cfg = section(params, "processing", task.name)
     icfg = section(params, "interaction", task.name)
+    layout = cfg["layout"]
+    if layout not in LAYOUTS:
+        raise ValueError(f"processing.layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if layout == "split" and not section(params, "train", task.name)["mask_prompt"]:
+        raise ValueError("processing.layout: split needs train.mask_prompt: true "
+                         "(the split records' prompts hold the model's own attempts)")
     ratio = float(cfg["improvement_ratio"]) if rebalance else -1.0
     records, metrics = process(task, rows, pool, ratio=ratio,
                                seed=int(params["seed"]),
                                max_tokens=cfg.get("max_tokens"), count_tokens=count_tokens)
+    metrics["layout"] = layout
+    if layout == "split":
+        records, split_metrics = split_layout(task, records)
+        metrics.update(split_metrics, train_examples=len(records))
     min_data = icfg["min_data_length"]
     metrics["min_data_length"] = min_data
     metrics["enough_data"] = min_data is None or len(records) >= int(min_data)
