@@ -1,7 +1,7 @@
 """Research probe: has a trained model learned the verdicts of its *own training records*?
 
-For records whose masked prompt ends with an attempt (judge layout: `improvement`, `direct_correct`;
-verification drill: `verify_wrong`, `verify_right`), the trained model writes its first feedback after
+For records whose masked prompt ends with an attempt (judge layout: `improvement`, `truncated`,
+`direct_correct`; verification records: `verify_wrong`, `verify_right`), the trained model writes its first feedback after
 that very prompt (greedy, one line) and the verdict is read by its words, as `verify_drill.verdict_counts`
 does, but with one-step rationales: "In step (" anywhere rejects, any other line starting "Step (1)"
 accepts ("Step (1) is correct." is FBK's verdict on a one-step attempt). A model that rejects its
@@ -23,7 +23,7 @@ from pathlib import Path
 from tripost.io import read_jsonl, write_json
 
 FEEDBACK = "\nFeedback:"
-WRONG_KINDS = ("improvement", "verify_wrong")
+WRONG_KINDS = ("improvement", "truncated", "verify_wrong")
 RIGHT_KINDS = ("direct_correct", "verify_right")
 
 
@@ -45,9 +45,13 @@ def cue_prior(records: list[dict]) -> dict:
     return out
 
 
-def judged_prompt(rec: dict) -> str:
-    """The context in which the model gives its first verdict on the record's attempt."""
-    return rec["prompt"] if rec["prompt"].endswith(FEEDBACK) else rec["prompt"] + FEEDBACK
+def judged_prompt(rec: dict) -> str | None:
+    """The context in which the model gives its first verdict on the record's attempt; None when the
+    prompt holds no attempt (a paper-layout record, whose prompt ends with the answer header)."""
+    prompt = rec["prompt"].removesuffix(FEEDBACK)
+    if not prompt.rsplit("\n", 1)[-1].startswith("("):  # a step or the final response ends an attempt
+        return None
+    return prompt + FEEDBACK
 
 
 def main(argv=None) -> int:
@@ -62,10 +66,10 @@ def main(argv=None) -> int:
 
     run = Path(args.run)
     records = read_jsonl(run / "train.jsonl")
-    judged = [r for r in records if r["kind"] in WRONG_KINDS + RIGHT_KINDS]
+    judged = [r for r in records if r["kind"] in WRONG_KINDS + RIGHT_KINDS and judged_prompt(r)]
     if not judged:
-        raise SystemExit(f"{run / 'train.jsonl'}: no record with an attempt in its prompt "
-                         f"(kinds {', '.join(WRONG_KINDS + RIGHT_KINDS)})")
+        raise SystemExit(f"{run / 'train.jsonl'}: no record with an attempt in its prompt (judge layout or "
+                         f"verification records, kinds {', '.join(WRONG_KINDS + RIGHT_KINDS)})")
     random.Random(args.seed).shuffle(judged)
     judged = judged[: args.n]
     model, tok = load_for_inference(args.model or run / "model")

@@ -212,7 +212,7 @@ def test_split_layout_gives_each_decision_its_own_record_exact_text(task):
     # the truncated turn's verification record repeats imp1's: kept once
     recs, m = split_layout(task, [imp1, imp2, final, t, gold])
     assert [r["kind"] for r in recs] == ["verify_wrong", "revision", "verify_wrong", "revision", "verify_right", "gold"]
-    assert m == {"layout": "split", "split_duplicates": 1,
+    assert m == {"layout": "split", "split_duplicates": 1, "revision_share": round(2 / 6, 4),
                  "split_examples": {"verify_wrong": 2, "verify_right": 1, "revision": 2, "gold": 1}}
     # the prompt and the completion together are the paper record's text, up to the revision
     assert (recs[1]["prompt"] + recs[1]["completion"]) == imp1["prompt"] + imp1["completion"]
@@ -220,17 +220,34 @@ def test_split_layout_gives_each_decision_its_own_record_exact_text(task):
         split_record(task, {**imp1, "completion": f"\n{A1}\nFeedback: {F1}"})
 
 
-def test_split_layout_through_run_needs_masked_prompts_and_trains_only_the_decision(task, tmp_path):
+def test_split_layout_keeps_the_info_sentence_and_every_gold_record(task):
+    from tripost.processing import split_layout, split_record
+
+    task.info = "Add left to right."
+    [imp, _] = turn_records(task, row("1 + 2 =", "edited", [A1, A3], [F1, OK]))
+    verify, revision = split_record(task, imp)
+    assert verify["prompt"] == f"Q: 1 + 2 =\nAnswer: Let's think step by step. Add left to right.\n{A1}\nFeedback:"
+    assert revision["prompt"].endswith(f"Feedback: {F1}\n{UPD} Add left to right.") and revision["completion"] == f"\n{A3}"
+    # an attempt equal to the gold rationale: its verify_right record has the gold record's text, not its
+    # trained part; both are kept, as the paper layout keeps direct_correct and gold (filter 9)
+    task.info = ""
+    ex = task.generate(1, "seen", seed=2)[0]
+    gold = gold_record(task, ex)
+    fb = gold["completion"].split("Feedback: ")[1]
+    [direct] = turn_records(task, row(ex.question, "direct_correct", [ex.rationale], [fb]))
+    recs, m = split_layout(task, [gold, direct, gold])
+    assert [r["kind"] for r in recs] == ["gold", "verify_right", "gold"] and m["split_duplicates"] == 0
+    assert recs[1]["prompt"] + recs[1]["completion"] == gold["prompt"] + gold["completion"]
+
+
+def test_split_layout_through_run_trains_only_the_decision_and_only_with_masked_prompts(task, tmp_path):
     pytest.importorskip("torch")
     from _tiny import texts
     from tripost.modeling import build_tokenizer
-    from tripost.training import IGNORE, encode_record
+    from tripost.training import IGNORE, encode_record, encode_records
 
     rows = _rows(2, 2) + [row("8 + 8 =", "truncated", [A1], [F1], i=200, filt="no_progress", needed=True)]
     pool = task.generate(10, "seen", seed=1)
-    params = repo_params({"seed": 3, "processing": {"layout": "split"}, "interaction": {"min_data_length": 2}})
-    with pytest.raises(ValueError, match=r"processing.layout: split needs train.mask_prompt: true"):
-        run(task, rows, pool, params, tmp_path / "unmasked")
     with pytest.raises(ValueError, match=r"processing.layout must be one of paper, split, got 'judge'"):
         run(task, rows, pool, repo_params({"processing": {"layout": "judge"}}), tmp_path / "bad")
     params = repo_params({"seed": 3, "processing": {"layout": "split"}, "train": {"mask_prompt": True},
@@ -245,7 +262,13 @@ def test_split_layout_through_run_needs_masked_prompts_and_trains_only_the_decis
     assert m["split_examples"]["gold"] == ex["gold"]
     assert m["split_examples"]["verify_right"] + m["split_examples"]["verify_wrong"] + m["split_duplicates"] == (
         ex["improvement"] + ex["final_correct"] + ex["direct_correct"] + ex["truncated"])
+    assert m["enough_data"] == paper["enough_data"] and m["examples"] == paper["examples"]  # counted in turns
+    assert m["revision_share"] == round(m["split_examples"]["revision"] / len(recs), 4)
     tok = build_tokenizer(texts(recs) * 3, vocab_size=512)
+    cfg = {"section_weight": 1.5, "mask_prompt": False, "max_length": 1024}
+    with pytest.raises(ValueError, match=r"records \(processing.layout: split\) need mask_prompt: true"):
+        encode_records(tok, recs, cfg)
+    assert len(encode_records(tok, recs, {**cfg, "mask_prompt": True})[0]) == len(recs)
     for r in recs:
         if r["kind"] == "gold":
             continue

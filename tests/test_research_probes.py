@@ -307,3 +307,5 @@ def test_the_verdict_fit_prior_counts_every_trained_verdict_at_a_feedback_cue():
     assert verdict("Step (1) is correct. The final response is also correct.") == "accept"  # one step
     assert verdict("The finrere response") == "other"
     assert judged_prompt(improvement) == attempt + "\nFeedback:" == judged_prompt(verify)
+    paper = {"kind": "improvement", "prompt": "Q: q\nAnswer: Let's think step by step.", "completion": "\n(1) a."}
+    assert judged_prompt(paper) is None  # the paper layout's prompt holds no attempt

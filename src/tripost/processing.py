@@ -14,13 +14,15 @@ After all passes, gold examples (gold rationale + 'correct' feedback) for the po
 as the sampled others (so improvement : other : gold = r : 1 : 1), and a final shuffle.
 
 `processing.layout: split` (a deviation, docs/method.md §3.6) then rewrites every selected turn record
-into records that each train one decision, with the model's own attempt in the (masked) prompt: a
-*verify_wrong* / *verify_right* record (attempt + `Feedback:` in the prompt, the feedback line trained)
-and, for an improvement, a *revision* record (attempt + feedback + `Updated Answer:` header in the
-prompt, the next attempt trained). Gold records stay as they are.
+into records that each train one decision, the judged attempt in the (masked) prompt: a *verify_wrong* /
+*verify_right* record (attempt + `Feedback:` in the prompt, the feedback line trained) and, for an
+improvement, a *revision* record (attempt + feedback + `Updated Answer:` header in the prompt, the next
+attempt trained). Gold records stay as they are. Split records are never `weighted`; training refuses
+them unless the prompt is masked (`tripost.training`).
 
 Records: {"prompt": "Q: ...\\nAnswer: Let's think step by step.[ info]", "completion": "\\n...",
-"weighted": bool, "kind": improvement | final_correct | truncated | direct_correct | gold}.
+"weighted": bool, "kind": improvement | final_correct | truncated | direct_correct | gold} (split layout:
+verify_wrong | verify_right | revision | gold).
 weighted = the loss weight applies from the first "\\nFeedback:" (docs/method.md §4.2): True for turn
 examples (improvement, final_correct, truncated); False for gold and the model's own direct-correct answers.
 """
@@ -95,20 +97,24 @@ def split_record(task, rec: dict) -> list[dict]:
 
 
 def split_layout(task, records: list[dict]) -> tuple[list[dict], dict]:
-    """Every record split (`split_record`), in order; a split record whose text an earlier one already
-    has is dropped (two improvements of one attempt give the same verify_wrong). -> (records, metrics)."""
+    """Every record split (`split_record`), in order; a split record with the prompt and completion of an
+    earlier one is dropped (an improvement and a truncated turn of one attempt give the same
+    verify_wrong). Gold records all pass: a verify_right record of an attempt equal to the gold
+    rationale has the same text but another trained part. -> (records, metrics)."""
     out, seen, dup = [], set(), 0
     for rec in records:
         for r in split_record(task, rec):
-            t = _text(r)
-            if t in seen:
-                dup += 1
-                continue
-            seen.add(t)
+            key = (r["prompt"], r["completion"])
+            if r["kind"] != "gold":
+                if key in seen:
+                    dup += 1
+                    continue
+                seen.add(key)
             out.append(r)
     kinds = Counter(r["kind"] for r in out)
     return out, {"layout": "split", "split_examples": {k: kinds.get(k, 0) for k in SPLIT_KINDS},
-                 "split_duplicates": dup}
+                 "split_duplicates": dup,
+                 "revision_share": round(kinds.get("revision", 0) / len(out), 4) if out else 0.0}
 
 
 def _text(rec: dict) -> str:
@@ -257,20 +263,18 @@ def run(task, rows: list[dict], pool: list, params: dict, out_dir, *, count_toke
     layout = cfg["layout"]
     if layout not in LAYOUTS:
         raise ValueError(f"processing.layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-    if layout == "split" and not section(params, "train", task.name)["mask_prompt"]:
-        raise ValueError("processing.layout: split needs train.mask_prompt: true "
-                         "(the split records' prompts hold the model's own attempts)")
     ratio = float(cfg["improvement_ratio"]) if rebalance else -1.0
     records, metrics = process(task, rows, pool, ratio=ratio,
                                seed=int(params["seed"]),
                                max_tokens=cfg.get("max_tokens"), count_tokens=count_tokens)
-    metrics["layout"] = layout
-    if layout == "split":
-        records, split_metrics = split_layout(task, records)
-        metrics.update(split_metrics, train_examples=len(records))
     min_data = icfg["min_data_length"]
     metrics["min_data_length"] = min_data
+    # counted in turn records, the unit of collection's max_data_length, whatever the layout
     metrics["enough_data"] = min_data is None or len(records) >= int(min_data)
+    metrics["layout"] = layout
+    if layout == "split":  # `examples` and `improvement_share` stay those of the selected turn records
+        records, split_metrics = split_layout(task, records)
+        metrics.update(split_metrics, train_examples=len(records))
     out_dir = Path(out_dir)
     write_jsonl(out_dir / "train.jsonl", records)
     write_json(out_dir / "processing_metrics.json", metrics)

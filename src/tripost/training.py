@@ -217,7 +217,16 @@ def _trainer_class():
     return WeightedTrainer, TimeLimit
 
 
+# record kinds whose prompt holds a judged attempt (processing's split layout): trained only with masked prompts
+MASKED_PROMPT_KINDS = ("verify_wrong", "verify_right", "revision")
+
+
 def encode_records(tokenizer, records, cfg) -> tuple[list[dict], int]:
+    if not cfg["mask_prompt"]:
+        kind = next((r["kind"] for r in records if r.get("kind") in MASKED_PROMPT_KINDS), None)
+        if kind:
+            raise ValueError(f"{kind} records (processing.layout: split) need mask_prompt: true in the training "
+                             "section: their prompt holds the judged attempt, wrong ones included")
     out, skipped = [], 0
     for r in records:
         e = encode_record(tokenizer, r, section_weight=cfg["section_weight"], mask_prompt=cfg["mask_prompt"],
