@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 from tripost.io import read_jsonl, write_json
+from tripost.processing import FEEDBACK
 
-FEEDBACK = "\nFeedback:"
 WRONG_KINDS = ("improvement", "truncated", "verify_wrong")
 RIGHT_KINDS = ("direct_correct", "verify_right")
 

@@ -42,7 +42,7 @@ SPLIT_KINDS = ("verify_wrong", "verify_right", "revision", "gold")
 WEIGHTED = {"improvement": True, "final_correct": True, "truncated": True, "direct_correct": False, "gold": False,
             "verify_wrong": False, "verify_right": False, "revision": False}
 LAYOUTS = ("paper", "split")
-FEEDBACK = "\nFeedback:"
+FEEDBACK = f"\n{formats.FEEDBACK_TAG}"  # the cue before every verdict
 
 
 def _record(prompt: str, completion: str, kind: str) -> dict:
