@@ -32,7 +32,7 @@ from tripost.params import section
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import drill_parser, drill_setup, train_drill  # noqa: E402
 
-FEEDBACK = "\nFeedback: "
+FEEDBACK = f"\n{formats.FEEDBACK_TAG} "
 
 
 def revision_context(task, question: str, attempt: str, feedback: str, layout: str) -> str:

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from tripost import formats
 from tripost.evaluation import self_verification
 from tripost.generation import generate
 from tripost.io import read_jsonl, write_json, write_jsonl
@@ -25,7 +26,7 @@ from tripost.modeling import load_for_inference
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import drill_parser, drill_setup, train_drill  # noqa: E402
 
-FEEDBACK = "\nFeedback: "
+FEEDBACK = f"\n{formats.FEEDBACK_TAG} "
 
 
 def verify_record(rec: dict) -> dict | None:

@@ -15,6 +15,9 @@ UPDATED_HEADER = "Updated Answer: Let's think step by step."
 FEEDBACK_TAG = "Feedback:"
 FINAL_LABEL = "Final response"
 CORRECT_PHRASE = "The final response is also correct."
+# record kinds of the split layout whose prompt holds the judged attempt (wrong ones included): they are
+# trained with a masked prompt only (tripost.processing.split_layout, tripost.training.encode_records)
+JUDGED_ATTEMPT_KINDS = ("verify_wrong", "verify_right", "revision")
 
 _STEP_RE = re.compile(r"^\((\d+(?:\.\d+)*|Final response)\) ?(.*)$")
 

@@ -38,7 +38,7 @@ from tripost import formats
 from tripost.interaction import FILTERS
 
 KINDS = ("improvement", "final_correct", "truncated", "direct_correct", "gold")
-SPLIT_KINDS = ("verify_wrong", "verify_right", "revision", "gold")
+SPLIT_KINDS = (*formats.JUDGED_ATTEMPT_KINDS, "gold")
 WEIGHTED = {"improvement": True, "final_correct": True, "truncated": True, "direct_correct": False, "gold": False,
             "verify_wrong": False, "verify_right": False, "revision": False}
 LAYOUTS = ("paper", "split")

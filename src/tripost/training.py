@@ -35,7 +35,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-FEEDBACK_MARK = "\nFeedback:"
+from tripost import formats
+
+FEEDBACK_MARK = f"\n{formats.FEEDBACK_TAG}"
 IGNORE = -100
 
 # Every setting `train()` reads. Their values live in params.yaml only (`sft:` for M0, `train:` for the
@@ -93,15 +95,13 @@ def feedback_texts(task, examples, n: int, seed: int = 0) -> list[str]:
     "correct" verdict on the gold rationale and the verdict on one planted mistake (`task.corrupt`)
     each. Tokenizer texts only (`model.tokenizer_feedback_examples`): a from-scratch BPE trained on
     rationales alone spells the feedback's words letter by letter."""
-    from tripost import formats
-
     rng = random.Random(seed)
     out = []
     for e in examples[:n]:
-        out.append("\nFeedback: " + formats.correct_feedback_text(formats.parse_steps(e.rationale)))
+        out.append(f"{FEEDBACK_MARK} " + formats.correct_feedback_text(formats.parse_steps(e.rationale)))
         try:
             attempt, _ = task.corrupt(e.question, e.rationale, rng)
-            out.append("\nFeedback: " + task.feedback(e.question, attempt).text)
+            out.append(f"{FEEDBACK_MARK} " + task.feedback(e.question, attempt).text)
         except (ValueError, NotImplementedError):  # no mistake can be planted in this rationale
             continue
     return out
@@ -217,13 +217,9 @@ def _trainer_class():
     return WeightedTrainer, TimeLimit
 
 
-# record kinds whose prompt holds a judged attempt (processing's split layout): trained only with masked prompts
-MASKED_PROMPT_KINDS = ("verify_wrong", "verify_right", "revision")
-
-
 def encode_records(tokenizer, records, cfg) -> tuple[list[dict], int]:
     if not cfg["mask_prompt"]:
-        kind = next((r["kind"] for r in records if r.get("kind") in MASKED_PROMPT_KINDS), None)
+        kind = next((r["kind"] for r in records if r.get("kind") in formats.JUDGED_ATTEMPT_KINDS), None)
         if kind:
             raise ValueError(f"{kind} records (processing.layout: split) need mask_prompt: true in the training "
                              "section: their prompt holds the judged attempt, wrong ones included")
