@@ -78,3 +78,15 @@ def train_drill(args, params, records, out, start: str | None = None) -> dict:
                        batch_size=args.batch, seed=args.seed, save_steps=100000)
     model, tok = load_for_training(start or args.m0, "none")
     return train(model, tok, records, out / "model", cfg, checkpoint_dir=out / "ckpt")
+
+
+def verdict(text: str, one_step_accept: bool = True) -> str:
+    """accept / reject / other: the decision of a first feedback, read from its words whatever the
+    spelling around them. "In step (k)" anywhere rejects (FBK writes "Step (1) is correct. In step (2)
+    ..." for a later step); otherwise a feedback opening "Step (1) to" accepts, and with
+    `one_step_accept` so does one opening "Step (1)" (a one-step attempt's "Step (1) is correct.").
+    verify_drill.py counts with `one_step_accept=False`, the rule its logged runs were read with."""
+    t = text.strip()
+    if "In step (" in t:
+        return "reject"
+    return "accept" if t.startswith("Step (1)" if one_step_accept else "Step (1) to") else "other"

@@ -2,8 +2,8 @@
 
 For records whose masked prompt ends with an attempt (judge layout: `improvement`, `truncated`,
 `direct_correct`; verification records: `verify_wrong`, `verify_right`), the trained model writes its first feedback after
-that very prompt (greedy, one line) and the verdict is read by its words, as `verify_drill.verdict_counts`
-does, but with one-step rationales: "In step (" anywhere rejects, any other line starting "Step (1)"
+that very prompt (greedy, one line) and the verdict is read by its words, by `_common.verdict`
+(as `verify_drill.verdict_counts` reads it, but with one-step rationales): "In step (" anywhere rejects, any other line starting "Step (1)"
 accepts ("Step (1) is correct." is FBK's verdict on a one-step attempt). A model that rejects its
 training records' wrong attempts no more often than its test attempts' has not fitted the verdict at
 all (underfitting, not overfitting). Also reported: how often each verdict follows a `Feedback:` cue in
@@ -23,14 +23,11 @@ from pathlib import Path
 from tripost.io import read_jsonl, write_json
 from tripost.processing import FEEDBACK
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import verdict  # noqa: E402
+
 WRONG_KINDS = ("improvement", "truncated", "verify_wrong")
 RIGHT_KINDS = ("direct_correct", "verify_right")
-
-
-def verdict(text: str) -> str:
-    """accept / reject / other, by the feedback's words (see the module docstring)."""
-    t = text.strip()
-    return "reject" if "In step (" in t else "accept" if t.startswith("Step (1)") else "other"
 
 
 def cue_prior(records: list[dict]) -> dict:

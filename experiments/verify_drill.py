@@ -24,7 +24,7 @@ from tripost.generation import generate
 from tripost.io import read_jsonl, write_json, write_jsonl
 from tripost.modeling import load_for_inference
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import drill_parser, drill_setup, train_drill  # noqa: E402
+from _common import drill_parser, drill_setup, train_drill, verdict  # noqa: E402
 
 FEEDBACK = f"\n{formats.FEEDBACK_TAG} "
 
@@ -45,9 +45,7 @@ def verdict_counts(rows: list[dict]) -> dict:
     starting "Step (1) to" without it accepts: {right|wrong: {accept, reject, other}}."""
     out = {"right": {"accept": 0, "reject": 0, "other": 0}, "wrong": {"accept": 0, "reject": 0, "other": 0}}
     for r in rows:
-        f = r["first_feedback"].strip()
-        verdict = "reject" if "In step (" in f else "accept" if f.startswith("Step (1) to") else "other"
-        out["right" if r["first_attempt_correct"] else "wrong"][verdict] += 1
+        out["right" if r["first_attempt_correct"] else "wrong"][verdict(r["first_feedback"], one_step_accept=False)] += 1
     return out
 
 

@@ -306,6 +306,15 @@ def test_the_verdict_fit_prior_counts_every_trained_verdict_at_a_feedback_cue():
     assert verdict("Step (1) is correct. In step (2) the part") == "reject"
     assert verdict("Step (1) is correct. The final response is also correct.") == "accept"  # one step
     assert verdict("The finrere response") == "other"
+    # the verification drill reads with the rule its logged runs used: a one-step accept is "other"
+    from verify_drill import verdict_counts
+
+    rows = [{"first_feedback": f, "first_attempt_correct": ok} for f, ok in (
+        ("Step (1) to (3) are correct. The final response is also correct.", True),
+        ("Step (1) is correct. The final response is also correct.", True),
+        ("Step (1) is correct. In step (2) the part", False), ("Stete (1) to", False))]
+    assert verdict_counts(rows) == {"right": {"accept": 1, "reject": 0, "other": 1},
+                                    "wrong": {"accept": 0, "reject": 1, "other": 1}}
     assert judged_prompt(improvement) == attempt + "\nFeedback:" == judged_prompt(verify)
     paper = {"kind": "improvement", "prompt": "Q: q\nAnswer: Let's think step by step.", "completion": "\n(1) a."}
     assert judged_prompt(paper) is None  # the paper layout's prompt holds no attempt
