@@ -3,12 +3,13 @@
 Reads the records of `own_attempts.py --layout judge` (each wrong attempt sits in the prompt and its
 first completion line is FBK's feedback) and counts, over the model's wrong attempts, where the first
 wrong step is and why (FBK's reason with numbers, quoted parts and dates blanked, so that equal
-kinds of mistakes share one line). For tasks whose questions list options (date understanding,
-logical deduction) it also counts how many attempts, right and wrong, answer with a text that is not
-one of the options: a mistake a model could catch by comparing, without recomputing. Prints the
-tables and writes them as JSON. Usage:
+kinds of mistakes share one line). Given `--task`, for questions that list options (date understanding,
+logical deduction) it also counts how many attempts, right and wrong, answer with something that is
+not one of the options (read by the task's answer parser; a lettered option counts by its letter or
+its text): a mistake a model could catch by comparing, without recomputing. Prints the tables and
+writes them as JSON. Usage:
 
-    python experiments/error_census.py runs/msa-own/train.jsonl --out runs/msa-own/census.json
+    python experiments/error_census.py runs/du-own/train.jsonl --task date_understanding --out runs/du-own/census.json
 """
 
 from __future__ import annotations
@@ -18,29 +19,20 @@ import json
 import re
 from collections import Counter
 
+from tripost import formats
+from tripost.feedback import answer_is_listed
 from tripost.io import read_jsonl, write_json
+from tripost.params import load_params
+from tripost.tasks import task_from_params
 
 _STEP = re.compile(r"In step \(([^)]*)\)")
-_ANSWER = re.compile(r"So the answer is (.*?)\.?$")
 
 
-def options_check(prompt: str) -> bool | None:
-    """Whether the attempt in a judge-layout prompt answers with one of the question's options; None when
-    the question lists none or the attempt states no answer."""
-    if "\nOptions:\n" not in prompt:
-        return None
-    rest = prompt.split("\nOptions:\n", 1)[1]
-    options, attempt = [], ""
-    lines = rest.split("\n")
-    for i, line in enumerate(lines):
-        if line.startswith("Answer:"):
-            attempt = "\n".join(lines[i + 1:])
-            break
-        options.append(line.strip())
-    answers = [m.group(1).strip() for m in map(_ANSWER.search, attempt.splitlines()) if m]
-    if not answers:
-        return None
-    return answers[-1] in options
+def judged(task, prompt: str) -> tuple[str, str]:
+    """(question, attempt) of a judge-layout prompt (`Q: <question>\n<answer header>\n<attempt>`)."""
+    header = "\n" + formats.answer_header(task.info) + "\n"
+    question, attempt = prompt[len("Q: "):].split(header, 1)
+    return question, attempt
 
 
 def reason_template(feedback: str) -> str:
@@ -54,10 +46,13 @@ def reason_template(feedback: str) -> str:
     return " ".join(reason.split()).strip(" .")
 
 
-def census(records: list[dict]) -> dict:
+def census(records: list[dict], task=None) -> dict:
     """{'wrong': n, 'steps': {...}, 'reasons': {...}} over the feedback of every rejected attempt (records
     whose first completion line names a wrong step). The scripted IMP's revision is right, so with
-    scripted FBK/IMP these are the model's own attempts, one per edited question."""
+    scripted FBK/IMP these are the model's own attempts, one per edited question. With the `task`, also
+    'answer_in_options': right and wrong attempts by whether their answer is one of the question's
+    options, read by the task's own answer parser (`tripost.feedback.answer_is_listed`: a lettered
+    option counts by its letter or its text)."""
     steps, reasons, n = Counter(), Counter(), 0
     in_options = Counter()  # ("right"|"wrong", True|False) -> attempts
     for r in records:
@@ -68,7 +63,7 @@ def census(records: list[dict]) -> dict:
             continue
         line = first.split("\n", 1)[0]
         m = _STEP.search(line)
-        listed = options_check(r["prompt"])
+        listed = answer_is_listed(task, *judged(task, r["prompt"])) if task is not None else None
         if listed is not None:
             in_options["wrong" if m else "right", listed] += 1
         if not m:  # an accepted (right) attempt
@@ -86,10 +81,13 @@ def census(records: list[dict]) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("records")
+    ap.add_argument("--task", default="", help="the records' task: adds the answer-in-options count")
+    ap.add_argument("--params", default="params.yaml", help="builds the task with its data options")
     ap.add_argument("--out", default="")
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args(argv)
-    c = census(read_jsonl(args.records))
+    task = task_from_params(load_params(args.params), args.task) if args.task else None
+    c = census(read_jsonl(args.records), task)
     print(f"wrong first attempts: {c['wrong']}\n\n| first wrong step | count |\n|---|---|")
     for k, v in c["steps"].items():
         print(f"| {k} | {v:,} |")

@@ -108,11 +108,30 @@ def test_the_error_census_counts_answers_that_are_not_among_the_questions_option
     for question, attempt, right in attempts:
         _stem, options = _split_question(question)
         expected["right" if right else "wrong"][task.parse_answer(attempt) in [_num(o) for o in options]] += 1
-    got = census(records)["answer_in_options"]
+    assert "answer_in_options" not in census(records)  # without the task the census does not guess
+    got = census(records, task)["answer_in_options"]
     assert planted > 10 and expected["right"][0] == 0  # a gold answer is always an option
     assert expected["wrong"][0] > 0  # some planted dates are not options: the check is not vacuous
     for k in ("right", "wrong"):
         assert got[f"{k} attempts"] == {"listed": expected[k][1], "not listed": expected[k][0]}, (k, got)
+
+
+def test_the_error_census_counts_lettered_options_by_their_letter():
+    """Logical deduction answers with a letter: "(B)" is one of the options, whatever its text says;
+    a letter the question does not list is not."""
+    from error_census import census
+
+    from tripost.tasks.logical_deduction import LogicalDeduction
+
+    task = LogicalDeduction()
+    records, planted, attempts = _judged_attempts(task, "3", n=30)
+    got = census(records, task)["answer_in_options"]
+    assert planted > 5 and got["wrong attempts"] == {"listed": planted, "not listed": 0}, got
+    question, attempt, _ = attempts[0]
+    outside = attempt.replace(f"({task.parse_answer(attempt)})", "(F)")
+    rec = {"kind": "improvement", "prompt": f"{task.prompt(question)}\n{outside}",
+           "completion": "\nFeedback: In step (Final response) the part \" (F) \" is incorrect."}
+    assert census([rec], task)["answer_in_options"]["wrong attempts"] == {"listed": 0, "not listed": 1}
 
 
 def test_the_options_check_opens_every_feedback_and_keeps_its_verdict():
